@@ -1,0 +1,209 @@
+"""`rahnuma`: one command for running, chatting, asking, migrating, training the NLU and checking content."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+
+NO_TOKEN_NOTICE = "TELEGRAM_BOT_TOKEN is not set, so Rahnuma runs as a chat in this terminal (set it in .env for Telegram)."
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rahnuma", description="Rahnuma, a Telegram mentor for online freelancers.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the Telegram bot (polling, or a webhook when RAHNUMA_WEBHOOK_URL is set)")
+    chat = commands.add_parser("chat", help="talk to Rahnuma in this terminal")
+    chat.add_argument("--user", help="a stable user id, so the conversation is remembered")
+    ask = commands.add_parser("ask", help="send one message and print the reply")
+    ask.add_argument("--json", action="store_true", help="print one JSON object (intent, confidence, article, reply)")
+    ask.add_argument("--user", help="a persistent user id (otherwise a new throwaway user)")
+    ask.add_argument("--language", choices=["en", "ur"], help="reply language for this user")
+    ask.add_argument("text", nargs="+", help="the message")
+    start = commands.add_parser("start", help="what `make run` does: serve Rasa, wait for it, then run or chat")
+    start.add_argument("--chat", action="store_true", help="chat in the terminal even when a token is set")
+
+    db = commands.add_parser("db", help="database migrations").add_subparsers(dest="db_command", required=True)
+    upgrade = db.add_parser("upgrade", help="apply migrations (alembic upgrade)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+
+    nlu = commands.add_parser("nlu", help="the Rasa NLU model").add_subparsers(dest="nlu_command", required=True)
+    nlu.add_parser("build", help="generate nlu/data/faq.generated.yml and nlu/domain.yml from content/")
+    train = nlu.add_parser("train", help="build, then train unless config and data are unchanged")
+    train.add_argument("--force", action="store_true", help="train even when the model is current")
+    nlu.add_parser("serve", help="run the Rasa server in the foreground at RASA_URL")
+    evaluate = nlu.add_parser("eval", help="accuracy on the held-out nlu/tests/test_nlu.yml")
+    evaluate.add_argument("--cross-validation", action="store_true", help="also run Rasa's 5-fold cross-validation")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    content = commands.add_parser("content", help="curated content").add_subparsers(dest="content_command", required=True)
+    content.add_parser("check", help="validate every article, milestone and UI text")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    handler = {
+        "run": _run, "chat": _chat, "ask": _ask, "start": _start, "db": _db, "nlu": _nlu, "content": _content,
+    }[args.command]  # fmt: skip
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.telegram_bot_token is None:
+        print("TELEGRAM_BOT_TOKEN is not set: the Telegram bot needs it. Use `rahnuma chat` to talk in the terminal.", file=sys.stderr)
+        return 2
+    from bot.app import run_telegram
+
+    run_telegram(settings)
+    return 0
+
+
+def _with_runtime(settings: Settings, body: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    from bot.runtime import open_runtime
+
+    async def go() -> int:
+        runtime = await open_runtime(settings)
+        try:
+            return await body(runtime)
+        finally:
+            await runtime.aclose()
+
+    return asyncio.run(go())
+
+
+def _chat(args: argparse.Namespace, settings: Settings, notice: str | None = None) -> int:
+    from bot.terminal import chat
+
+    async def body(runtime: Any) -> int:
+        await chat(runtime, user=getattr(args, "user", None), notice=notice)
+        return 0
+
+    return _with_runtime(settings, body)
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.terminal import ask
+
+    logging.getLogger("bot").setLevel(logging.ERROR)
+    logging.getLogger("nlu").setLevel(logging.ERROR)
+    text = " ".join(args.text)
+    return _with_runtime(settings, lambda runtime: ask(runtime, text, user=args.user, as_json=args.json, language=args.language))
+
+
+def _start(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve Rasa in the background (unless one already answers), wait until healthy, run the bot, stop Rasa."""
+    from nlu import rasa_process
+
+    url = str(settings.rasa_url)
+    token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
+    process = None
+    if rasa_process.is_healthy(url, token=token):
+        print(f"Using the Rasa server already running at {url}", file=sys.stderr)
+    else:
+        log_file = PROJECT_ROOT / "data" / "rasa.log"
+        print(f"Starting Rasa at {url} (log: {log_file}); this takes about 20 seconds...", file=sys.stderr)
+        process = rasa_process.start_background(settings.rasa_executable, url, token=token, log_file=log_file)
+    try:
+        if process is not None:
+            rasa_process.wait_until_healthy(url, token=token, process=process)
+            print("Rasa is ready.", file=sys.stderr)
+        if settings.telegram_bot_token is None or args.chat:
+            return _chat(args, settings, notice=None if args.chat else NO_TOKEN_NOTICE)
+        return _run(args, settings)
+    except rasa_process.RasaSetupError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 1
+    finally:
+        if process is not None:
+            rasa_process.stop(process)
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.migrate import upgrade
+
+    upgrade(settings.database_url, args.revision)
+    print(f"Database is at revision {args.revision}: {_redacted(settings.database_url)}", file=sys.stderr)
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _nlu(args: argparse.Namespace, settings: Settings) -> int:
+    from content.library import load_library
+    from nlu import rasa_process
+    from nlu.build import build
+
+    if args.nlu_command in ("build", "train"):
+        changed = build(load_library())
+        for path in changed:
+            print(f"Generated {path.relative_to(PROJECT_ROOT)}", file=sys.stderr)
+        if args.nlu_command == "build":
+            return 0
+        try:
+            trained = rasa_process.train(settings.rasa_executable, force=args.force)
+        except rasa_process.RasaSetupError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        if not trained:
+            print("The NLU model is up to date (config and training data unchanged); not retraining.", file=sys.stderr)
+        return 0
+    if args.nlu_command == "serve":
+        import os
+
+        token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
+        command = rasa_process.serve_command(settings.rasa_executable, str(settings.rasa_url), token=token)
+        if not Path(command[0]).exists():
+            print(f"Rasa is not installed at {command[0]}; run `make install`.", file=sys.stderr)
+            return 1
+        os.execve(command[0], command, rasa_process.rasa_env())
+    from nlu.evaluate import run_evaluation
+
+    return run_evaluation(settings, cross_validation=args.cross_validation, as_json=args.json)
+
+
+def _content(args: argparse.Namespace, settings: Settings) -> int:
+    from content.library import ContentError, check_library, load_library
+
+    try:
+        library = load_library()
+    except ContentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    report = check_library(library)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    print(
+        f"{len(library.articles)} articles, {len(library.milestones)} milestones, {len(library.tips)} tips: "
+        f"{len(report.errors)} errors, {len(report.warnings)} warnings"
+    )
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Typed PTB context: handlers reach the conversation through `context.conversation`, not bot_data lookups."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.core.conversation import Conversation
+from bot.core.types import Person
+from bot.runtime import Runtime
+
+
+class BotData:
+    """Application-wide state: the runtime, set in post_init and closed in post_shutdown."""
+
+    runtime: Runtime | None = None
+
+
+class RahnumaContext(CallbackContext[ExtBot[None], dict[object, object], dict[object, object], BotData]):
+    @property
+    def runtime(self) -> Runtime:
+        runtime = self.bot_data.runtime
+        if runtime is None:
+            raise RuntimeError("the runtime is opened in post_init; no update is handled before it")
+        return runtime
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.runtime.conversation
+
+
+RahnumaApplication = Application[
+    ExtBot[None], RahnumaContext, dict[object, object], dict[object, object], BotData, object
+]
+
+
+def person_of(update: Update) -> Person:
+    """The core's view of the sender; the name is raw and gets escaped where it is shown."""
+    user = update.effective_user
+    if user is None:
+        raise ValueError("update without a sender")
+    return Person(
+        channel="telegram", external_id=str(user.id), display_name=user.full_name, language_hint=user.language_code
+    )

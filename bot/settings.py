@@ -1,0 +1,103 @@
+"""Typed settings from the environment and `.env`; a wrong value stops the start with the variable's name."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SUPPORTED_DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob Rahnuma reads. The env variable names are a contract: keep them."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://api.telegram.org/bot"), alias="TELEGRAM_API_URL")
+    database_url: str = Field(default="sqlite+aiosqlite:///data/rahnuma.db", alias="DATABASE_URL")
+    rasa_url: AnyHttpUrl = Field(default=AnyHttpUrl("http://127.0.0.1:5005"), alias="RASA_URL")
+    rasa_token: SecretStr | None = Field(default=None, alias="RASA_TOKEN")
+    rasa_timeout_seconds: float = Field(default=3.0, gt=0, le=60, alias="RASA_TIMEOUT_SECONDS")
+    coordinators: Annotated[frozenset[int], NoDecode] = Field(default=frozenset(), alias="RAHNUMA_COORDINATORS")
+    timezone_name: str = Field(default="Asia/Karachi", alias="RAHNUMA_TIMEZONE")
+    webhook_url: AnyHttpUrl | None = Field(default=None, alias="RAHNUMA_WEBHOOK_URL")
+    webhook_secret: SecretStr | None = Field(default=None, alias="RAHNUMA_WEBHOOK_SECRET")
+    webhook_listen: str = Field(default="0.0.0.0", alias="RAHNUMA_WEBHOOK_LISTEN")
+    webhook_port: int = Field(default=8443, gt=0, lt=65536, alias="RAHNUMA_WEBHOOK_PORT")
+    rasa_venv: Path = Field(default=PROJECT_ROOT / ".venv-rasa", alias="RASA_VENV")
+    log_level: str = Field(default="INFO", alias="RAHNUMA_LOG_LEVEL")
+
+    @field_validator("telegram_bot_token", "rasa_token", "webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _blank_url_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc}); example: sqlite+aiosqlite:///data/rahnuma.db") from exc
+        if url.drivername not in SUPPORTED_DATABASE_DRIVERS:
+            raise ValueError(
+                f"driver {url.drivername!r} is not supported; use one of {', '.join(SUPPORTED_DATABASE_DRIVERS)}"
+            )
+        return value
+
+    @field_validator("coordinators", mode="before")
+    @classmethod
+    def _comma_separated_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not all(part.lstrip("-").isdigit() for part in parts):
+                raise ValueError("expected comma-separated Telegram user ids, e.g. 12345,67890")
+            return frozenset(int(part) for part in parts)
+        return value
+
+    @field_validator("timezone_name")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; example: Asia/Karachi") from exc
+        return value
+
+    @cached_property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone_name)
+
+    @property
+    def rasa_executable(self) -> Path:
+        return self.rasa_venv / "bin" / "rasa"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's report into one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            lines.append(f"{name}: {error['msg']}")
+        raise SettingsError("Invalid settings:\n  " + "\n  ".join(lines)) from None
