@@ -69,7 +69,9 @@ def register_handlers(application: RahnumaApplication) -> None:
     # Unknown commands are read as text: "/withdraw fiverr" still deserves an answer.
     application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, conversation.answer_text))
     application.add_handler(
-        MessageHandler(~filters.TEXT & ~filters.StatusUpdate.ALL & filters.ChatType.PRIVATE, conversation.answer_non_text)
+        MessageHandler(
+            ~filters.TEXT & ~filters.StatusUpdate.ALL & filters.ChatType.PRIVATE, conversation.answer_non_text
+        )
     )
     application.add_error_handler(on_error)
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 
-NO_TOKEN_NOTICE = "TELEGRAM_BOT_TOKEN is not set, so Rahnuma runs as a chat in this terminal (set it in .env for Telegram)."
+NO_TOKEN_NOTICE = (
+    "TELEGRAM_BOT_TOKEN is not set, so Rahnuma runs as a chat in this terminal (set it in .env for Telegram)."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cross-validation", action="store_true", help="also run Rasa's 5-fold cross-validation")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
 
-    content = commands.add_parser("content", help="curated content").add_subparsers(dest="content_command", required=True)
+    content = commands.add_parser("content", help="curated content").add_subparsers(
+        dest="content_command", required=True
+    )
     content.add_parser("check", help="validate every article, milestone and UI text")
     return parser
 
@@ -55,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -70,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.telegram_bot_token is None:
-        print("TELEGRAM_BOT_TOKEN is not set: the Telegram bot needs it. Use `rahnuma chat` to talk in the terminal.", file=sys.stderr)
+        print(
+            "TELEGRAM_BOT_TOKEN is not set: the Telegram bot needs it. Use `rahnuma chat` to talk in the terminal.",
+            file=sys.stderr,
+        )
         return 2
     from bot.app import run_telegram
 
@@ -107,7 +116,10 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("bot").setLevel(logging.ERROR)
     logging.getLogger("nlu").setLevel(logging.ERROR)
     text = " ".join(args.text)
-    return _with_runtime(settings, lambda runtime: ask(runtime, text, user=args.user, as_json=args.json, language=args.language))
+    return _with_runtime(
+        settings,
+        lambda runtime: ask(runtime, text, user=args.user, as_json=args.json, language=args.language),
+    )
 
 
 def _start(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,7 +181,10 @@ def _nlu(args: argparse.Namespace, settings: Settings) -> int:
             print(exc, file=sys.stderr)
             return 1
         if not trained:
-            print("The NLU model is up to date (config and training data unchanged); not retraining.", file=sys.stderr)
+            print(
+                "The NLU model is up to date (config and training data unchanged); not retraining.",
+                file=sys.stderr,
+            )
         return 0
     if args.nlu_command == "serve":
         import os

@@ -1,4 +1,4 @@
-"""The long-lived parts of a running Rahnuma (content, database, Rasa client, conversation), opened and closed together."""
+"""The long-lived parts of a running Rahnuma (content, database, Rasa client, conversation), opened together."""
 
 from __future__ import annotations
 

@@ -189,7 +189,9 @@ def check_library(library: Library, *, today: dt.date | None = None) -> CheckRep
             if not article.body.get(lang):
                 errors.append(f"{where}: the '## {lang}' body is missing")
             elif len(article.body[lang]) > MAX_BODY_CHARS:
-                errors.append(f"{where}: the {lang} body has {len(article.body[lang])} characters (max {MAX_BODY_CHARS})")
+                errors.append(
+                    f"{where}: the {lang} body has {len(article.body[lang])} characters (max {MAX_BODY_CHARS})"
+                )
         if len(article.questions) < MIN_QUESTIONS:
             errors.append(f"{where}: {len(article.questions)} questions; at least {MIN_QUESTIONS} train the NLU")
         for question in article.questions:
@@ -226,6 +228,6 @@ _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 def to_telegram_html(markdown: str) -> str:
     """Render the small Markdown subset of articles as Telegram HTML (everything else escaped)."""
     escaped = html.escape(markdown, quote=False)
-    escaped = _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', escaped)
+    escaped = _LINK.sub(lambda m: f'<a href="{m.group(2).replace(chr(34), "%22")}">{m.group(1)}</a>', escaped)
     escaped = _BOLD.sub(r"<b>\1</b>", escaped)
     return re.sub(r"^- ", "• ", escaped, flags=re.MULTILINE)

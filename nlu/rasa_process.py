@@ -42,13 +42,20 @@ def model_is_current() -> bool:
 
 def rasa_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore", SQLALCHEMY_SILENCE_UBER_WARNING="1")
+    env.update(
+        RASA_TELEMETRY_ENABLED="false",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONWARNINGS="ignore",
+        SQLALCHEMY_SILENCE_UBER_WARNING="1",
+    )
     return env
 
 
 def _require(rasa: Path) -> None:
     if not rasa.exists():
-        raise RasaSetupError(f"Rasa is not installed at {rasa}; run `make install` (it creates .venv-rasa with Python 3.10).")
+        raise RasaSetupError(
+            f"Rasa is not installed at {rasa}; run `make install` (it creates .venv-rasa with Python 3.10)."
+        )
 
 
 def train(rasa: Path, *, force: bool = False) -> bool:
@@ -104,7 +111,11 @@ def is_healthy(rasa_url: str, *, token: str | None = None) -> bool:
 
 
 def wait_until_healthy(
-    rasa_url: str, *, token: str | None = None, timeout: float = 240, process: subprocess.Popen[bytes] | None = None
+    rasa_url: str,
+    *,
+    token: str | None = None,
+    timeout: float = 240,
+    process: subprocess.Popen[bytes] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

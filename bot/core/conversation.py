@@ -27,7 +27,13 @@ MAX_STORED_CHARS = 4096
 ANSWER_MIN_CONFIDENCE = 0.45
 SUGGEST_MIN_CONFIDENCE = 0.08
 PLATFORM_STEER_RATIO = 0.25
-SMALL_TALK = {"greet": "greet", "goodbye": "goodbye", "thanks": "thanks", "help": "help", "out_of_scope": "out_of_scope"}
+SMALL_TALK = {
+    "greet": "greet",
+    "goodbye": "goodbye",
+    "thanks": "thanks",
+    "help": "help",
+    "out_of_scope": "out_of_scope",
+}
 NOT_YET = {"report_progress", "ask_progress", "stop_nudges", "resume_nudges", "request_human", "find_peers"}
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -125,7 +131,12 @@ class Conversation:
         key = "feedback_thanks" if helpful else "feedback_sorry"
         reply = Reply(text=self.library.text(key, user.language), article_id=article_id, decision="feedback")
         await self._record(
-            user, started, None, reply, kind_in="feedback", data_in={"helpful": helpful, "article_id": article_id}
+            user,
+            started,
+            None,
+            reply,
+            kind_in="feedback",
+            data_in={"helpful": helpful, "article_id": article_id},
         )
         return reply
 
@@ -218,7 +229,10 @@ class Conversation:
             return candidates
         for index, candidate in enumerate(candidates[1:], start=1):
             article = self.library.articles[candidate.article_id]
-            if platforms & set(article.platforms) and candidate.confidence >= PLATFORM_STEER_RATIO * candidates[0].confidence:
+            if (
+                platforms & set(article.platforms)
+                and candidate.confidence >= PLATFORM_STEER_RATIO * candidates[0].confidence
+            ):
                 promoted = ArticleCandidate(candidate.article_id, max(candidate.confidence, candidates[0].confidence))
                 return [promoted, *candidates[:index], *candidates[index + 1 :]]
         return candidates
@@ -238,7 +252,11 @@ class Conversation:
     def render_article(self, article: Article, lang: str) -> str:
         source = article.sources[0]
         footer = self.library.text(
-            "answer_footer", lang, reviewed=article.reviewed.isoformat(), url=html.escape(source.url), source=html.escape(source.title)
+            "answer_footer",
+            lang,
+            reviewed=article.reviewed.isoformat(),
+            url=html.escape(source.url),
+            source=html.escape(source.title),
         )
         return f"<b>{html.escape(article.title[lang])}</b>\n\n{to_telegram_html(article.body[lang])}\n\n{footer}"
 
@@ -262,7 +280,10 @@ class Conversation:
         return Reply(text=self.library.text("dont_know", lang), decision="dont_know")
 
     def _language_buttons(self) -> list[Button]:
-        return [Button(self.library.text("button_english", "en"), "lang:en"), Button(self.library.text("button_urdu", "en"), "lang:ur")]
+        return [
+            Button(self.library.text("button_english", "en"), "lang:en"),
+            Button(self.library.text("button_urdu", "en"), "lang:ur"),
+        ]
 
     # ---- storage -----------------------------------------------------------------------------------------
 
@@ -271,12 +292,15 @@ class Conversation:
         try:
             async with self.sessions.begin() as session:
                 user, created = await repository.get_or_create_user(
-                    session, channel=person.channel, external_id=person.external_id, display_name=person.display_name
+                    session,
+                    channel=person.channel,
+                    external_id=person.external_id,
+                    display_name=person.display_name,
                 )
                 if created and person.language_hint and person.language_hint.startswith("ur"):
                     user.language = "ur"
                 return UserView(user.id, user.language, user.language_chosen, user.display_name), created
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             log.exception("Could not load user %s:%s; answering without saving", person.channel, person.external_id)
             language = "ur" if (person.language_hint or "").startswith("ur") else "en"
             return UserView(None, language, False, person.display_name), False
@@ -286,7 +310,7 @@ class Conversation:
             async with self.sessions.begin() as session:
                 await action(session)
             return True
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             log.exception("Could not write to the database")
             return False
 
@@ -319,14 +343,27 @@ class Conversation:
 
         async def write(session: AsyncSession) -> None:
             await repository.record_event(
-                session, user_id=user_id, kind=kind_in, text=None if text_in is None else text_in[:MAX_STORED_CHARS],
-                intent=reply.intent, confidence=reply.confidence, article_id=reply.article_id,
-                nlu_source=reply.nlu_source, data=meta_in or None,
+                session,
+                user_id=user_id,
+                kind=kind_in,
+                text=None if text_in is None else text_in[:MAX_STORED_CHARS],
+                intent=reply.intent,
+                confidence=reply.confidence,
+                article_id=reply.article_id,
+                nlu_source=reply.nlu_source,
+                data=meta_in or None,
             )
             await repository.record_event(
-                session, user_id=user_id, kind="reply", text=reply.text, intent=reply.intent,
-                confidence=reply.confidence, article_id=reply.article_id, nlu_source=reply.nlu_source,
-                latency_ms=round(reply.latency_ms, 3), data={"decision": reply.decision},
+                session,
+                user_id=user_id,
+                kind="reply",
+                text=reply.text,
+                intent=reply.intent,
+                confidence=reply.confidence,
+                article_id=reply.article_id,
+                nlu_source=reply.nlu_source,
+                latency_ms=round(reply.latency_ms, 3),
+                data={"decision": reply.decision},
             )
             await repository.touch_user(session, user_id=user_id)
 

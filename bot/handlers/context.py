@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from telegram import Update
-from telegram.ext import Application, CallbackContext, ExtBot
+from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
 from bot.core.conversation import Conversation
 from bot.core.types import Person
@@ -16,7 +18,7 @@ class BotData:
     runtime: Runtime | None = None
 
 
-class RahnumaContext(CallbackContext[ExtBot[None], dict[object, object], dict[object, object], BotData]):
+class RahnumaContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], BotData]):
     @property
     def runtime(self) -> Runtime:
         runtime = self.bot_data.runtime
@@ -29,8 +31,9 @@ class RahnumaContext(CallbackContext[ExtBot[None], dict[object, object], dict[ob
         return self.runtime.conversation
 
 
+# ExtBot[int]: AIORateLimiter's per-call argument (max_retries) is an int.
 RahnumaApplication = Application[
-    ExtBot[None], RahnumaContext, dict[object, object], dict[object, object], BotData, object
+    ExtBot[int], RahnumaContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[Any]
 ]
 
 
@@ -40,5 +43,8 @@ def person_of(update: Update) -> Person:
     if user is None:
         raise ValueError("update without a sender")
     return Person(
-        channel="telegram", external_id=str(user.id), display_name=user.full_name, language_hint=user.language_code
+        channel="telegram",
+        external_id=str(user.id),
+        display_name=user.full_name,
+        language_hint=user.language_code,
     )

@@ -44,7 +44,7 @@ async def answer_non_text(update: Update, context: RahnumaContext) -> None:
     if message is not None:
         for candidate in ("sticker", "voice", "photo", "video", "document", "location"):
             if getattr(message, candidate, None):
-                kind = candidate  # type: ignore[assignment]
+                kind = candidate
                 break
     await send_reply(update, await context.conversation.handle_non_text(person_of(update), kind))
 

@@ -1,0 +1,137 @@
+"""Per-message handling time through the real core, the real Rasa server and a real database.
+
+Reports p50/p95 of the whole turn (`Conversation.handle_text`, including both event writes), of Rasa's parse as
+the bot sees it (HTTP round trip), and of the bot's own overhead (turn minus parse), at 1 and at 50 concurrent
+chats. Usage: `.venv/bin/python bench/latency.py [--messages 300] [--database-url URL] [--json]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.core.conversation import Conversation  # noqa: E402
+from bot.core.types import Person  # noqa: E402
+from bot.settings import PROJECT_ROOT, load_settings  # noqa: E402
+from content.library import load_library  # noqa: E402
+from nlu import rasa_process  # noqa: E402
+from nlu.client import RasaClient  # noqa: E402
+from nlu.evaluate import load_examples  # noqa: E402
+from nlu.understanding import Understanding  # noqa: E402
+from storage.db import create_engine, create_session_factory  # noqa: E402
+from storage.migrate import upgrade_async  # noqa: E402
+
+last_parse_ms: contextvars.ContextVar[float] = contextvars.ContextVar("last_parse_ms", default=0.0)
+
+
+class TimedRasaClient(RasaClient):
+    """The real client, remembering how long each parse took as seen from the bot (per asyncio task)."""
+
+    async def parse(self, text: str) -> Understanding:
+        started = time.perf_counter()
+        try:
+            return await super().parse(text)
+        finally:
+            last_parse_ms.set((time.perf_counter() - started) * 1000)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def one_chat(conversation: Conversation, chat: int, texts: list[str], samples: list[tuple[float, float]]) -> None:
+    person = Person(channel="cli", external_id=f"bench-{chat}", display_name=f"Bench {chat}")
+    for text in texts:
+        started = time.perf_counter()
+        await conversation.handle_text(person, text)
+        total = (time.perf_counter() - started) * 1000
+        samples.append((total, last_parse_ms.get()))
+
+
+async def scenario(conversation: Conversation, texts: list[str], *, chats: int, messages: int) -> dict[str, float]:
+    per_chat = max(1, messages // chats)
+    samples: list[tuple[float, float]] = []
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(one_chat(conversation, chat, [texts[(chat * per_chat + i) % len(texts)] for i in range(per_chat)], samples)
+          for chat in range(chats))
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    totals = [t for t, _ in samples]
+    parses = [p for _, p in samples]
+    overheads = [t - p for t, p in samples]
+    return {
+        "chats": chats, "messages": len(samples), "throughput_msg_s": len(samples) / wall,
+        "turn_p50_ms": percentile(totals, 0.5), "turn_p95_ms": percentile(totals, 0.95),
+        "parse_p50_ms": percentile(parses, 0.5), "parse_p95_ms": percentile(parses, 0.95),
+        "overhead_p50_ms": percentile(overheads, 0.5), "overhead_p95_ms": percentile(overheads, 0.95),
+        "overhead_mean_ms": statistics.fmean(overheads),
+    }  # fmt: skip
+
+
+async def run(args: argparse.Namespace, rasa_url: str) -> list[dict[str, float]]:
+    database_url = args.database_url or f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"
+    await upgrade_async(database_url)
+    engine = (
+        create_engine(database_url, pool_size=60, max_overflow=0)
+        if "postgresql" in database_url
+        else create_engine(database_url)
+    )
+    rasa = TimedRasaClient(rasa_url, timeout_seconds=30)
+    conversation = Conversation(library=load_library(), sessions=create_session_factory(engine), rasa=rasa)
+    texts = [example.text for example in load_examples()]
+    try:
+        await scenario(conversation, texts, chats=5, messages=50)  # warm-up: connections, caches
+        return [await scenario(conversation, texts, chats=chats, messages=args.messages) for chats in (1, 50)]
+    finally:
+        await rasa.aclose()
+        await engine.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=300, help="messages per scenario")
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    settings = load_settings()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        rasa_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    process = rasa_process.start_background(
+        settings.rasa_executable, rasa_url, log_file=PROJECT_ROOT / "data" / "rasa-bench.log"
+    )
+    try:
+        rasa_process.wait_until_healthy(rasa_url, process=process)
+        results = asyncio.run(run(args, rasa_url))
+    finally:
+        rasa_process.stop(process)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(
+        "| chats | messages | msg/s | turn p50 | turn p95 | Rasa parse p50 | parse p95 | overhead p50 | overhead p95 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['chats']:.0f} | {r['messages']:.0f} | {r['throughput_msg_s']:.1f} | {r['turn_p50_ms']:.1f} ms | "
+            f"{r['turn_p95_ms']:.1f} ms | {r['parse_p50_ms']:.1f} ms | {r['parse_p95_ms']:.1f} ms | "
+            f"{r['overhead_p50_ms']:.2f} ms | {r['overhead_p95_ms']:.2f} ms |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
