@@ -29,6 +29,10 @@ USER_COMMANDS = [
     BotCommand("start", "Welcome and language / خوش آمدید"),
     BotCommand("help", "What I can do / مدد"),
     BotCommand("language", "English / اردو"),
+    BotCommand("progress", "My checklist / میری پیش رفت"),
+    BotCommand("profile", "My profile / پروفائل"),
+    BotCommand("privacy", "What is stored / رازداری"),
+    BotCommand("delete_me", "Erase my data / میرا ڈیٹا مٹائیں"),
 ]
 
 
@@ -59,13 +63,10 @@ def build_application(settings: Settings) -> RahnumaApplication:
 
 
 def register_handlers(application: RahnumaApplication) -> None:
-    """Group 0 only: the first matching handler wins, so commands come before free text."""
-    application.add_handler(CommandHandler("start", conversation.start))
-    application.add_handler(CommandHandler("help", conversation.show_help))
-    application.add_handler(CommandHandler("language", conversation.choose_language))
-    application.add_handler(CallbackQueryHandler(conversation.pick_language, pattern=r"^lang:(en|ur)$"))
-    application.add_handler(CallbackQueryHandler(conversation.record_feedback, pattern=r"^fb:(up|down):[a-z0-9_]+$"))
-    application.add_handler(CallbackQueryHandler(conversation.open_article, pattern=r"^art:[a-z0-9_]+$"))
+    """Group 0 only: the first matching handler wins, so commands and buttons come before free text."""
+    application.add_handler(CommandHandler(list(conversation.COMMANDS), conversation.run_command))
+    for prefix in ("lang", "fb", "art", "ms", "pf", "consent", "del"):
+        application.add_handler(CallbackQueryHandler(conversation.press_button, pattern=rf"^{prefix}:"))
     # Unknown commands are read as text: "/withdraw fiverr" still deserves an answer.
     application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, conversation.answer_text))
     application.add_handler(

@@ -82,6 +82,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; example: Asia/Karachi") from exc
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("use one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value.upper()
+
     @cached_property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone_name)

@@ -11,6 +11,7 @@ import sys
 import uuid
 from typing import Any
 
+from bot.core.conversation import COMMANDS
 from bot.core.types import Person, Reply
 from bot.runtime import Runtime
 
@@ -39,19 +40,6 @@ def render_for_terminal(reply: Reply) -> tuple[str, list[str]]:
     return "\n".join(lines), choices
 
 
-async def press(runtime: Runtime, person: Person, data: str) -> Reply:
-    """The terminal's equivalent of pressing an inline button."""
-    conversation = runtime.conversation
-    if data.startswith("lang:"):
-        return await conversation.set_language(person, data.split(":", 1)[1])
-    if data.startswith("fb:"):
-        _, verdict, article_id = data.split(":", 2)
-        return await conversation.feedback(person, article_id, helpful=verdict == "up")
-    if data.startswith("art:"):
-        return await conversation.show_article(person, data.split(":", 1)[1])
-    return await conversation.handle_text(person, data)
-
-
 async def chat(runtime: Runtime, *, user: str | None = None, notice: str | None = None) -> None:
     """An interactive conversation on stdin/stdout; numbers press the buttons shown; Ctrl-D or /quit ends it."""
     person = Person(channel="cli", external_id=user or f"terminal:{getpass.getuser()}", display_name=getpass.getuser())
@@ -60,7 +48,7 @@ async def chat(runtime: Runtime, *, user: str | None = None, notice: str | None 
     problem = await runtime.rasa_status()
     if problem:
         print(f"Note: {problem}")
-    text, choices = render_for_terminal(await runtime.conversation.start(person))
+    text, choices = render_for_terminal(await runtime.conversation.command(person, "start"))
     print(text)
     while True:
         try:
@@ -72,13 +60,9 @@ async def chat(runtime: Runtime, *, user: str | None = None, notice: str | None 
         if line in ("/quit", "/exit"):
             return
         if line.isdigit() and 1 <= int(line) <= len(choices):
-            reply = await press(runtime, person, choices[int(line) - 1])
-        elif line == "/start":
-            reply = await runtime.conversation.start(person)
-        elif line == "/help":
-            reply = await runtime.conversation.help(person)
-        elif line == "/language":
-            reply = await runtime.conversation.ask_language(person)
+            reply = await runtime.conversation.press(person, choices[int(line) - 1])
+        elif line.startswith("/") and line[1:].split()[0] in COMMANDS:
+            reply = await runtime.conversation.command(person, line[1:].split()[0])
         else:
             reply = await runtime.conversation.handle_text(person, line)
         text, choices = render_for_terminal(reply)
@@ -89,7 +73,7 @@ async def ask(runtime: Runtime, text: str, *, user: str | None, as_json: bool, l
     """One message, one reply. Without --user the asker is a new, throwaway user."""
     person = Person(channel="cli", external_id=user or f"ask:{uuid.uuid4().hex}")
     if language:
-        await runtime.conversation.set_language(person, language)
+        await runtime.conversation.press(person, f"lang:{language}")
     reply = await runtime.conversation.handle_text(person, text)
     if as_json:
         payload: dict[str, Any] = {

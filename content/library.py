@@ -54,6 +54,7 @@ class Milestone:
     id: str
     title: Mapping[str, str]
     article: str | None
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,12 @@ def load_library(directory: Path = CONTENT_DIR) -> Library:
     articles = {article.id: article for article in map(parse_article, sorted((directory / "articles").glob("*.md")))}
     ui = _load_yaml(directory / "ui.yml") or {}
     milestones = [
-        Milestone(id=m["id"], title=m["title"], article=m.get("article"))
+        Milestone(
+            id=m["id"],
+            title=m["title"],
+            article=m.get("article"),
+            keywords=tuple(str(k).casefold() for k in m.get("keywords") or ()),
+        )
         for m in (_load_yaml(directory / "milestones.yml") or {}).get("milestones", [])
     ]
     tips = [

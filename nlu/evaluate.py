@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.core.conversation import Conversation, UserView
+from bot.core.conversation import Conversation
+from bot.core.turns import UserView
 from bot.settings import PROJECT_ROOT, Settings
 from content.library import Library, load_library
 from nlu import rasa_process

@@ -16,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -53,10 +54,28 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     language_chosen: Mapped[bool] = mapped_column(default=False)
     timezone: Mapped[str | None] = mapped_column(String(64))
+    skill: Mapped[str | None] = mapped_column(String(200))
+    platforms: Mapped[list[str] | None] = mapped_column(JSON)
+    city: Mapped[str | None] = mapped_column(String(100))
+    # The /profile question this user is answering now (kept in SQL so a restart mid-way loses nothing).
+    profile_step: Mapped[str | None] = mapped_column(String(32))
+    research_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    consent_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
     last_seen_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+
+
+class MilestoneDone(Base):
+    """The current state of the ladder: one row per milestone a user has marked done (history is in `event`)."""
+
+    __tablename__ = "milestone_done"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    milestone: Mapped[str] = mapped_column(String(48), primary_key=True)
+    done_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    source: Mapped[str] = mapped_column(String(16))
 
 
 class Event(Base):

@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Event, User, utcnow
+from storage.models import Event, MilestoneDone, User, utcnow
 
 
 async def get_user(session: AsyncSession, *, channel: str, external_id: str) -> User | None:
@@ -93,3 +93,69 @@ async def list_events(
 async def count_events_by_kind(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(Event.kind, func.count()).group_by(Event.kind))
     return {kind: count for kind, count in rows.tuples()}
+
+
+async def get_user_by_id(session: AsyncSession, *, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def milestones_done(session: AsyncSession, *, user_id: int) -> dict[str, MilestoneDone]:
+    rows = await session.scalars(select(MilestoneDone).where(MilestoneDone.user_id == user_id))
+    return {row.milestone: row for row in rows}
+
+
+async def mark_milestone(session: AsyncSession, *, user_id: int, milestone: str, source: str) -> bool:
+    """Mark a rung done; False (and no change) when it already was, so a double tap records nothing twice."""
+    if await session.get(MilestoneDone, (user_id, milestone)) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(MilestoneDone(user_id=user_id, milestone=milestone, source=source))
+    except IntegrityError:  # a concurrent tap won the race
+        return False
+    return True
+
+
+async def unmark_milestone(session: AsyncSession, *, user_id: int, milestone: str) -> bool:
+    result = await session.execute(
+        delete(MilestoneDone).where(MilestoneDone.user_id == user_id, MilestoneDone.milestone == milestone)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+PROFILE_FIELDS = ("skill", "platforms", "city", "language", "timezone")
+
+
+async def set_profile_field(session: AsyncSession, *, user_id: int, field: str, value: object) -> None:
+    if field not in PROFILE_FIELDS:
+        raise ValueError(f"unknown profile field {field!r}")
+    values: dict[str, object] = {field: value}
+    if field == "language":
+        values["language_chosen"] = True
+    await session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+async def set_profile_step(session: AsyncSession, *, user_id: int, step: str | None) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(profile_step=step))
+
+
+async def set_consent(session: AsyncSession, *, user_id: int, consent: bool, version: int) -> None:
+    await session.execute(
+        update(User).where(User.id == user_id).values(research_consent=consent, consent_version=version)
+    )
+
+
+async def count_user_events(session: AsyncSession, *, user_id: int) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Event).where(Event.user_id == user_id)) or 0)
+
+
+async def delete_user_data(session: AsyncSession, *, user_id: int) -> int:
+    """Erase a person: their message texts, the link from their events, their profile and milestones.
+
+    Event rows stay (without text and without user) so aggregate counts survive; see docs/PRIVACY.md.
+    Returns how many events were unlinked.
+    """
+    result = await session.execute(update(Event).where(Event.user_id == user_id).values(text=None, user_id=None))
+    await session.execute(delete(MilestoneDone).where(MilestoneDone.user_id == user_id))
+    await session.execute(delete(User).where(User.id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)

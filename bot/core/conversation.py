@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.core.privacy import Privacy
+from bot.core.profile import Profile
+from bot.core.progress import Progress
+from bot.core.turns import MAX_STORED_CHARS, Turns, UserView
 from bot.core.types import Button, InboundKind, Person, Reply
 from content.library import Article, Library, to_telegram_html
 from nlu.client import RETRIEVAL_INTENT, RasaClient, RasaUnavailable
 from nlu.fallback import LexicalSearch
 from nlu.understanding import ArticleCandidate, Understanding
-from storage import repository
 
 log = logging.getLogger(__name__)
 
+COMMANDS = ("start", "help", "language", "progress", "profile", "cancel", "privacy", "delete_me")
 MAX_NLU_CHARS = 1000
-MAX_STORED_CHARS = 4096
 ANSWER_MIN_CONFIDENCE = 0.45
 SUGGEST_MIN_CONFIDENCE = 0.08
 PLATFORM_STEER_RATIO = 0.25
@@ -34,19 +36,9 @@ SMALL_TALK = {
     "help": "help",
     "out_of_scope": "out_of_scope",
 }
-NOT_YET = {"report_progress", "ask_progress", "stop_nudges", "resume_nudges", "request_human", "find_peers"}
+NOT_YET = {"stop_nudges", "resume_nudges", "request_human", "find_peers"}
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
 _LETTER = re.compile(r"[^\W\d_]")
-
-
-@dataclass(frozen=True)
-class UserView:
-    """What the core needs to know about the user for one turn; id is None when the database is unreachable."""
-
-    id: int | None
-    language: str
-    language_chosen: bool
-    display_name: str | None
 
 
 def is_mostly_urdu_script(text: str) -> bool:
@@ -70,112 +62,159 @@ class Conversation:
         self.sessions = sessions
         self.rasa = rasa
         self.lexical = lexical or LexicalSearch(library)
+        self.turns = Turns(sessions, clock)
+        self.progress = Progress(library, self.turns)
+        self.profile = Profile(library, self.turns)
+        self.privacy = Privacy(library, self.turns)
         self._clock = clock
 
-    # ---- turns -------------------------------------------------------------------------------------------
+    # ---- turns: each public method is one turn, recorded with its latency ------------------------------------
 
-    async def start(self, person: Person) -> Reply:
-        """Welcome, privacy notice and the language choice."""
+    async def command(self, person: Person, name: str) -> Reply:
+        """A slash command (`start`, `help`, `language`, `progress`, `profile`, `cancel`, `privacy`, `delete_me`)."""
         started = self._clock()
-        user, _ = await self._load_user(person)
+        user = await self.turns.load_user(person) if name != "delete_me" else await self._known_or_guest(person)
         lang = user.language
-        name = html.escape(person.display_name or "friend")
-        text = f"{self.library.text('welcome', lang, name=name)}\n\n{self.library.text('privacy_notice', lang)}"
-        reply = Reply(text=text, buttons=[self._language_buttons()], intent="start", decision="welcome")
-        await self._record(user, started, "/start", reply, kind_in="command")
+        reply: Reply
+        if name == "start":
+            name_html = html.escape(person.display_name or "friend")
+            text = (
+                f"{self.library.text('welcome', lang, name=name_html)}\n\n{self.library.text('privacy_notice', lang)}"
+            )
+            buttons = [self._language_buttons()]
+            if not user.research_consent:
+                buttons.append(self.privacy.consent_buttons(lang))
+            reply = Reply(text=text, buttons=buttons, intent="start", decision="welcome")
+        elif name == "help":
+            reply = Reply(text=self.library.text("help", lang), intent="help", decision="help")
+        elif name == "language":
+            reply = Reply(text=self.library.text("choose_language", lang), buttons=[self._language_buttons()])
+            reply.decision = "choose_language"
+        elif name == "progress":
+            reply = await self.progress.show(user)
+        elif name == "profile":
+            reply = await self.profile.show(user)
+        elif name == "cancel":
+            reply = await self.profile.cancel(user)
+        elif name == "privacy":
+            reply = await self.privacy.report(person, lang)
+        elif name == "delete_me":
+            reply = self.privacy.confirm_delete(lang)
+        else:
+            reply = Reply(text=self.library.text("help", lang), intent="help", decision="unknown_command")
+        await self.turns.record(user, started, f"/{name}", reply, kind_in="command")
         return reply
 
-    async def help(self, person: Person) -> Reply:
+    async def press(self, person: Person, data: str) -> Reply:
+        """An inline button: its callback data is `prefix:...`; old buttons keep working after a restart."""
         started = self._clock()
-        user, _ = await self._load_user(person)
-        reply = Reply(text=self.library.text("help", user.language), intent="help", decision="help")
-        await self._record(user, started, "/help", reply, kind_in="command")
+        prefix, _, rest = data.partition(":")
+        if prefix == "del":
+            reply = await self._press_delete(person, rest)
+            await self.turns.record(await self._known_or_guest(person), started, data, reply, kind_in="button")
+            return reply
+        user = await self.turns.load_user(person)
+        lang = user.language
+        if prefix == "lang" and rest in ("en", "ur"):
+            await self.profile.set_field(user, "language", rest)
+            user = dataclasses.replace(user, language=rest, language_chosen=True)
+            reply = Reply(text=self.library.text("language_set", rest), intent="language", decision="language_set")
+        elif prefix == "fb":
+            verdict, _, article_id = rest.partition(":")
+            key = "feedback_thanks" if verdict == "up" else "feedback_sorry"
+            reply = Reply(text=self.library.text(key, lang), article_id=article_id, decision="feedback")
+            await self.turns.event(user, "feedback", article_id=article_id, data={"helpful": verdict == "up"})
+        elif prefix == "art":
+            article = self.library.articles.get(rest)
+            reply = self._answer(article, lang, decision="picked") if article else self._dont_know(lang)
+        elif prefix == "ms":
+            action, _, milestone_id = rest.partition(":")
+            if action == "yes":
+                reply = await self.progress.confirm(user, milestone_id, source="text")
+            elif action == "tog":
+                reply = await self.progress.toggle(user, milestone_id)
+                reply.replace = True
+            elif action == "no":
+                reply = Reply(text=self.library.text("milestone_not_marked", lang), decision="milestone_declined")
+            else:
+                reply = await self.progress.show(user)
+        elif prefix == "pf":
+            reply = await self._press_profile(user, rest)
+        elif prefix == "consent":
+            reply = await self.privacy.set_consent(user, rest == "yes")
+        else:
+            reply = Reply(text=self.library.text("button_expired", lang), decision="button_unknown")
+        await self.turns.record(user, started, data, reply, kind_in="button")
         return reply
 
-    async def ask_language(self, person: Person) -> Reply:
-        started = self._clock()
-        user, _ = await self._load_user(person)
-        reply = Reply(
-            text=self.library.text("choose_language", user.language),
-            buttons=[self._language_buttons()],
-            intent="language",
-            decision="choose_language",
-        )
-        await self._record(user, started, "/language", reply, kind_in="command")
-        return reply
+    async def _press_profile(self, user: UserView, rest: str) -> Reply:
+        if rest == "edit":
+            return await self.profile.begin(user)
+        if rest == "skip":
+            return await self.profile.skip(user)
+        if rest.startswith("set:"):
+            _, field, value = rest.split(":", 2)
+            return await self.profile.store(user, field, value)
+        return await self.profile.show(user)
 
-    async def set_language(self, person: Person, language: str) -> Reply:
-        """Store the chosen language; later replies follow it."""
-        started = self._clock()
-        language = language if language in ("en", "ur") else "en"
-        user, _ = await self._load_user(person)
-        if user.id is not None:
-            await self._write(lambda s: repository.set_language(s, user_id=user.id or 0, language=language))
-        user = UserView(user.id, language, True, user.display_name)
-        reply = Reply(text=self.library.text("language_set", language), intent="language", decision="language_set")
-        await self._record(user, started, f"lang:{language}", reply, kind_in="language_set")
-        return reply
+    async def _press_delete(self, person: Person, rest: str) -> Reply:
+        user = await self._known_or_guest(person)
+        if rest == "yes":
+            return await self.privacy.delete(person, user.language)
+        if rest == "ask":
+            return self.privacy.confirm_delete(user.language)
+        return Reply(text=self.library.text("delete_cancelled", user.language), decision="delete_cancelled")
+
+    async def _known_or_guest(self, person: Person) -> UserView:
+        """The stored user if there is one, without creating anyone (privacy commands must not store people)."""
+        try:
+            found = await self.turns.find_user(person)
+        except (SQLAlchemyError, OSError):
+            found = None
+        language = "ur" if (person.language_hint or "").startswith("ur") else "en"
+        return found or UserView(None, language, display_name=person.display_name)
 
     async def handle_non_text(self, person: Person, kind: InboundKind) -> Reply:
         """Stickers, voice notes, photos: a kind text reply, and the event is kept."""
         started = self._clock()
-        user, _ = await self._load_user(person)
+        user = await self.turns.load_user(person)
         reply = Reply(text=self.library.text("non_text", user.language), decision="non_text")
-        await self._record(user, started, None, reply, kind_in=f"message_{kind}")
-        return reply
-
-    async def feedback(self, person: Person, article_id: str, *, helpful: bool) -> Reply:
-        """👍/👎 on an answer, stored as a feedback event."""
-        started = self._clock()
-        user, _ = await self._load_user(person)
-        key = "feedback_thanks" if helpful else "feedback_sorry"
-        reply = Reply(text=self.library.text(key, user.language), article_id=article_id, decision="feedback")
-        await self._record(
-            user,
-            started,
-            None,
-            reply,
-            kind_in="feedback",
-            data_in={"helpful": helpful, "article_id": article_id},
-        )
-        return reply
-
-    async def show_article(self, person: Person, article_id: str) -> Reply:
-        """The answer a user picked from "did you mean" buttons."""
-        started = self._clock()
-        user, _ = await self._load_user(person)
-        article = self.library.articles.get(article_id)
-        if article is None:
-            reply = self._dont_know(user.language)
-        else:
-            reply = self._answer(article, user.language, decision="picked")
-        await self._record(user, started, f"art:{article_id}", reply, kind_in="article_picked")
+        await self.turns.record(user, started, None, reply, kind_in=f"message_{kind}")
         return reply
 
     async def handle_text(self, person: Person, text: str) -> Reply:
-        """A free-text message: the main path."""
+        """A free-text message: the main path (or the answer to an open /profile question)."""
         started = self._clock()
-        user, _ = await self._load_user(person)
+        user = await self.turns.load_user(person)
         stripped = (text or "").strip()
         if not stripped:
             reply = Reply(text=self.library.text("empty_message", user.language), decision="empty")
-            await self._record(user, started, text, reply)
+            await self.turns.record(user, started, text, reply)
+            return reply
+        if user.profile_step:
+            reply = await self.profile.answer(user, stripped)
+            await self.turns.record(user, started, text, reply, kind_in="profile_answer")
             return reply
         understanding = await self.understand(stripped[:MAX_NLU_CHARS])
-        reply = self.decide(understanding, user)
+        if understanding.intent == "report_progress":
+            reply = await self.progress.report(user, stripped)
+        elif understanding.intent == "ask_progress":
+            reply = await self.progress.what_next(user)
+        else:
+            reply = self.decide(understanding, user)
+        reply.intent = reply.intent or understanding.intent
+        reply.confidence = understanding.confidence
+        reply.nlu_source = understanding.source
         if len(stripped) > MAX_NLU_CHARS:
             reply.text = f"<i>{self.library.text('too_long', user.language)}</i>\n\n{reply.text}"
         if user.language == "en" and is_mostly_urdu_script(stripped):
             reply.text += f"\n\n{self.library.text('offer_urdu', 'en')}"
             reply.buttons.append([Button(self.library.text("button_urdu", "en"), "lang:ur")])
-        await self._record(user, started, text, reply, understanding=understanding)
-        if reply.decision == "dont_know" and user.id is not None:
-            await self._write(
-                lambda s: repository.record_event(
-                    s, user_id=user.id, kind="unanswered", text=stripped[:MAX_STORED_CHARS],
-                    intent=understanding.intent, confidence=understanding.confidence,
-                    nlu_source=understanding.source,
-                )
+        await self.turns.record(user, started, text, reply, understanding=understanding)
+        if reply.decision == "dont_know":
+            await self.turns.event(
+                user, "unanswered", text=stripped[:MAX_STORED_CHARS] if user.research_consent else None,
+                intent=understanding.intent, confidence=understanding.confidence, nlu_source=understanding.source,
             )  # fmt: skip
         return reply
 
@@ -284,87 +323,3 @@ class Conversation:
             Button(self.library.text("button_english", "en"), "lang:en"),
             Button(self.library.text("button_urdu", "en"), "lang:ur"),
         ]
-
-    # ---- storage -----------------------------------------------------------------------------------------
-
-    async def _load_user(self, person: Person) -> tuple[UserView, bool]:
-        """The stored user (created on first contact); a database problem degrades to an unsaved view."""
-        try:
-            async with self.sessions.begin() as session:
-                user, created = await repository.get_or_create_user(
-                    session,
-                    channel=person.channel,
-                    external_id=person.external_id,
-                    display_name=person.display_name,
-                )
-                if created and person.language_hint and person.language_hint.startswith("ur"):
-                    user.language = "ur"
-                return UserView(user.id, user.language, user.language_chosen, user.display_name), created
-        except (SQLAlchemyError, OSError):
-            log.exception("Could not load user %s:%s; answering without saving", person.channel, person.external_id)
-            language = "ur" if (person.language_hint or "").startswith("ur") else "en"
-            return UserView(None, language, False, person.display_name), False
-
-    async def _write(self, action: Callable[[AsyncSession], Awaitable[Any]]) -> bool:
-        try:
-            async with self.sessions.begin() as session:
-                await action(session)
-            return True
-        except (SQLAlchemyError, OSError):
-            log.exception("Could not write to the database")
-            return False
-
-    async def _record(
-        self,
-        user: UserView,
-        started: float,
-        text_in: str | None,
-        reply: Reply,
-        *,
-        kind_in: str = "message",
-        understanding: Understanding | None = None,
-        data_in: dict[str, Any] | None = None,
-    ) -> None:
-        """Append the inbound event and the reply event in one transaction, with the handling latency."""
-        reply.latency_ms = (self._clock() - started) * 1000
-        if user.id is None:
-            return
-        user_id = user.id
-        meta_in = dict(data_in or {})
-        if understanding is not None:
-            meta_in.update(
-                entities=understanding.entities,
-                parse_ms=round(understanding.parse_ms, 3),
-                candidates=[[c.article_id, round(c.confidence, 4)] for c in understanding.articles[:3]],
-            )
-            if understanding.degraded_reason:
-                meta_in["fallback_reason"] = understanding.degraded_reason
-            meta_in["rasa_intent"] = understanding.intent
-
-        async def write(session: AsyncSession) -> None:
-            await repository.record_event(
-                session,
-                user_id=user_id,
-                kind=kind_in,
-                text=None if text_in is None else text_in[:MAX_STORED_CHARS],
-                intent=reply.intent,
-                confidence=reply.confidence,
-                article_id=reply.article_id,
-                nlu_source=reply.nlu_source,
-                data=meta_in or None,
-            )
-            await repository.record_event(
-                session,
-                user_id=user_id,
-                kind="reply",
-                text=reply.text,
-                intent=reply.intent,
-                confidence=reply.confidence,
-                article_id=reply.article_id,
-                nlu_source=reply.nlu_source,
-                latency_ms=round(reply.latency_ms, 3),
-                data={"decision": reply.decision},
-            )
-            await repository.touch_user(session, user_id=user_id)
-
-        await self._write(write)  # fmt: skip

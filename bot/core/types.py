@@ -37,3 +37,5 @@ class Reply:
     nlu_source: str | None = None
     decision: str = "static"
     latency_ms: float = 0.0
+    # True when the reply should replace the message whose button was pressed (e.g. a ticked checklist).
+    replace: bool = False

@@ -32,9 +32,7 @@ class RahnumaContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any]
 
 
 # ExtBot[int]: AIORateLimiter's per-call argument (max_retries) is an int.
-RahnumaApplication = Application[
-    ExtBot[int], RahnumaContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[Any]
-]
+RahnumaApplication = Application[ExtBot[int], RahnumaContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[Any]]
 
 
 def person_of(update: Update) -> Person:

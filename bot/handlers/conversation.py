@@ -7,26 +7,25 @@ import logging
 from telegram import Update
 from telegram.error import TelegramError
 
+from bot.core.conversation import COMMANDS
 from bot.core.types import InboundKind
 from bot.handlers.context import RahnumaContext, person_of
-from bot.handlers.sending import send_reply
+from bot.handlers.sending import edit_reply, send_reply
 
 log = logging.getLogger(__name__)
 
+__all__ = ["COMMANDS", "answer_non_text", "answer_text", "press_button", "run_command"]
 
-async def start(update: Update, context: RahnumaContext) -> None:
-    """/start: welcome, privacy notice, language buttons."""
-    await send_reply(update, await context.conversation.start(person_of(update)))
-
-
-async def show_help(update: Update, context: RahnumaContext) -> None:
-    """/help: what the bot can do."""
-    await send_reply(update, await context.conversation.help(person_of(update)))
+NON_TEXT_KINDS: tuple[InboundKind, ...] = ("sticker", "voice", "photo", "video", "document", "location")
 
 
-async def choose_language(update: Update, context: RahnumaContext) -> None:
-    """/language: offer English or Urdu."""
-    await send_reply(update, await context.conversation.ask_language(person_of(update)))
+async def run_command(update: Update, context: RahnumaContext) -> None:
+    """/start, /help, /language, /progress, /profile, /cancel, /privacy, /delete_me: the core does the rest."""
+    message = update.effective_message
+    if message is None or not message.text:
+        return
+    name = message.text.split(maxsplit=1)[0].lstrip("/").split("@", 1)[0].lower()
+    await send_reply(update, await context.conversation.command(person_of(update), name))
 
 
 async def answer_text(update: Update, context: RahnumaContext) -> None:
@@ -42,43 +41,27 @@ async def answer_non_text(update: Update, context: RahnumaContext) -> None:
     message = update.effective_message
     kind: InboundKind = "other"
     if message is not None:
-        for candidate in ("sticker", "voice", "photo", "video", "document", "location"):
-            if getattr(message, candidate, None):
-                kind = candidate
-                break
+        kind = next((k for k in NON_TEXT_KINDS if getattr(message, k, None)), "other")
     await send_reply(update, await context.conversation.handle_non_text(person_of(update), kind))
 
 
-async def pick_language(update: Update, context: RahnumaContext) -> None:
-    """Button `lang:en` / `lang:ur`."""
+async def press_button(update: Update, context: RahnumaContext) -> None:
+    """Any inline button (`lang:`, `fb:`, `art:`, `ms:`, `pf:`, `consent:`, `del:`)."""
     query = update.callback_query
     if query is None or query.data is None:
+        return
+    reply = await context.conversation.press(person_of(update), query.data)
+    if reply.decision == "feedback":
+        await _acknowledge(update, reply.text)
+        try:
+            await query.edit_message_reply_markup(reply_markup=None)
+        except TelegramError as exc:  # an old or already-edited message: the feedback is stored anyway
+            log.info("Could not remove feedback buttons: %s", exc)
         return
     await _acknowledge(update)
-    await send_reply(update, await context.conversation.set_language(person_of(update), query.data.split(":", 1)[1]))
-
-
-async def record_feedback(update: Update, context: RahnumaContext) -> None:
-    """Button `fb:up:<article>` / `fb:down:<article>`: store it, thank the user, remove the buttons."""
-    query = update.callback_query
-    if query is None or query.data is None:
+    if reply.replace and await edit_reply(update, reply):
         return
-    _, verdict, article_id = query.data.split(":", 2)
-    reply = await context.conversation.feedback(person_of(update), article_id, helpful=verdict == "up")
-    await _acknowledge(update, reply.text)
-    try:
-        await query.edit_message_reply_markup(reply_markup=None)
-    except TelegramError as exc:  # an old or already-edited message: the feedback is stored anyway
-        log.info("Could not remove feedback buttons: %s", exc)
-
-
-async def open_article(update: Update, context: RahnumaContext) -> None:
-    """Button `art:<article>` from "did you mean": show that article."""
-    query = update.callback_query
-    if query is None or query.data is None:
-        return
-    await _acknowledge(update)
-    await send_reply(update, await context.conversation.show_article(person_of(update), query.data.split(":", 1)[1]))
+    await send_reply(update, reply)
 
 
 async def _acknowledge(update: Update, text: str | None = None) -> None:

@@ -24,7 +24,7 @@ async def events_of(sessions: async_sessionmaker[AsyncSession], person: Person, 
 
 async def test_start_welcomes_with_language_choice_and_escapes_the_name(conversation: Conversation) -> None:
     """/start greets the user by name (HTML-safe), explains privacy and offers English or Urdu."""
-    reply = await conversation.start(AYESHA)
+    reply = await conversation.command(AYESHA, "start")
     assert "Ayesha &lt;b&gt;Khan&lt;/b&gt;" in reply.text
     assert "<b>Khan</b>" not in reply.text
     assert "/privacy" in reply.text
@@ -32,7 +32,7 @@ async def test_start_welcomes_with_language_choice_and_escapes_the_name(conversa
 
 
 async def test_choosing_urdu_makes_answers_urdu(conversation: Conversation, library: Library) -> None:
-    await conversation.set_language(AYESHA, "ur")
+    await conversation.press(AYESHA, "lang:ur")
     reply = await conversation.handle_text(AYESHA, "how do I withdraw my money from fiverr")
     assert reply.article_id == "fiverr_withdrawal"
     assert library.articles["fiverr_withdrawal"].title["ur"] in reply.text
@@ -43,13 +43,14 @@ async def test_fiverr_withdrawal_question_gets_sourced_answer_and_is_logged(
     conversation: Conversation, sessions: async_sessionmaker[AsyncSession], library: Library
 ) -> None:
     """A payment question is answered from content with its review date and source, and both turns are logged."""
+    await conversation.press(AYESHA, "consent:yes")
     reply = await conversation.handle_text(AYESHA, "fivver se paise kaise nikalte hain")
     article = library.articles["fiverr_withdrawal"]
     assert reply.article_id == article.id
     assert reply.intent == "ask_payments"
     assert article.sources[0].url in reply.text and article.reviewed.isoformat() in reply.text
     assert [b.data for b in reply.buttons[0]] == ["fb:up:fiverr_withdrawal", "fb:down:fiverr_withdrawal"]
-    message, answer = await events_of(sessions, AYESHA)
+    *_, message, answer = await events_of(sessions, AYESHA)
     assert (message.kind, message.text, message.nlu_source) == (
         "message",
         "fivver se paise kaise nikalte hain",
@@ -59,12 +60,25 @@ async def test_fiverr_withdrawal_question_gets_sourced_answer_and_is_logged(
     assert answer.kind == "reply" and answer.article_id == "fiverr_withdrawal" and answer.latency_ms >= 0
 
 
+async def test_without_research_consent_message_words_are_not_kept(
+    conversation: Conversation, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The bot works without consent; the log keeps intent, article and length, never the words."""
+    reply = await conversation.handle_text(AYESHA, "fivver se paise kaise nikalte hain")
+    assert reply.article_id == "fiverr_withdrawal"
+    message, answer = await events_of(sessions, AYESHA)
+    assert message.text is None and answer.text is None
+    assert message.article_id == "fiverr_withdrawal"
+    assert message.data["chars"] == len("fivver se paise kaise nikalte hain")
+
+
 async def test_feedback_buttons_are_stored(
     conversation: Conversation, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    await conversation.feedback(AYESHA, "fiverr_withdrawal", helpful=False)
+    await conversation.press(AYESHA, "fb:down:fiverr_withdrawal")
     [feedback] = await events_of(sessions, AYESHA, kind="feedback")
-    assert feedback.data == {"helpful": False, "article_id": "fiverr_withdrawal"}
+    assert feedback.article_id == "fiverr_withdrawal"
+    assert feedback.data == {"helpful": False}
 
 
 async def test_empty_and_huge_messages_get_kind_answers(conversation: Conversation) -> None:
@@ -84,6 +98,7 @@ async def test_urdu_script_from_english_user_is_offered_a_switch(conversation: C
 async def test_nonsense_is_honest_and_recorded_for_coordinators(
     conversation: Conversation, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
+    await conversation.press(AYESHA, "consent:yes")
     reply = await conversation.handle_text(AYESHA, "zxqv wjjk")
     assert reply.decision == "dont_know"
     [unanswered] = await events_of(sessions, AYESHA, kind="unanswered")
@@ -100,9 +115,9 @@ async def test_stickers_and_voice_notes_get_a_text_reply(
 
 
 async def test_picking_a_suggested_article_shows_it(conversation: Conversation) -> None:
-    reply = await conversation.show_article(AYESHA, "payoneer_setup")
+    reply = await conversation.press(AYESHA, "art:payoneer_setup")
     assert reply.article_id == "payoneer_setup"
-    unknown = await conversation.show_article(AYESHA, "no_such_article")
+    unknown = await conversation.press(AYESHA, "art:no_such_article")
     assert unknown.decision == "dont_know"
 
 
