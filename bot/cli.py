@@ -83,12 +83,22 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from bot.app import run_telegram
 
+    _migrate_quietly(settings)
     run_telegram(settings)
     return 0
 
 
+def _migrate_quietly(settings: Settings) -> None:
+    """Bring the database to the latest schema (idempotent), so `ask`, `chat` and `run` work on a fresh clone."""
+    from storage.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+
 def _with_runtime(settings: Settings, body: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     from bot.runtime import open_runtime
+
+    _migrate_quietly(settings)
 
     async def go() -> int:
         runtime = await open_runtime(settings)

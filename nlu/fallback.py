@@ -6,6 +6,9 @@ import math
 import re
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
+
+import yaml
 
 from content.library import Library
 from nlu.entities import extract_entities
@@ -13,6 +16,21 @@ from nlu.understanding import ArticleCandidate, Understanding
 
 NGRAM = 3
 MIN_SCORE = 0.18
+CONVERSATION_DATA = Path(__file__).resolve().parent / "data" / "conversation.yml"
+_ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
+
+
+def load_intent_examples(path: Path = CONVERSATION_DATA) -> dict[str, list[str]]:
+    """The hand-written examples of the conversational intents (greet, report_progress...), entity marks removed."""
+    if not path.exists():
+        return {}
+    examples: dict[str, list[str]] = {}
+    for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu", []):
+        if "intent" in block:
+            lines = str(block.get("examples", "")).splitlines()
+            texts = [_ANNOTATION.sub(r"\1", line.strip()[2:]) for line in lines if line.strip().startswith("- ")]
+            examples.setdefault(str(block["intent"]), []).extend(texts)
+    return examples
 
 
 def _ngrams(text: str) -> Counter[str]:
@@ -25,13 +43,19 @@ def _ngrams(text: str) -> Counter[str]:
 
 
 class LexicalSearch:
-    """Character-trigram TF-IDF cosine over every question and title; an article scores its best document."""
+    """Character-trigram TF-IDF cosine over every article question and title and every conversational example.
 
-    def __init__(self, library: Library) -> None:
+    A document's owner is an article id, or `intent:<name>` for the conversational examples.
+    """
+
+    def __init__(self, library: Library, intent_examples: dict[str, list[str]] | None = None) -> None:
         documents: list[tuple[str, Counter[str]]] = []
         for article in library:
             for text in (*article.questions, *article.title.values()):
                 documents.append((article.id, _ngrams(text)))
+        examples = load_intent_examples() if intent_examples is None else intent_examples
+        for intent, texts in examples.items():
+            documents.extend((f"intent:{intent}", _ngrams(text)) for text in texts)
         document_frequency: Counter[str] = Counter()
         for _, grams in documents:
             document_frequency.update(grams.keys())
@@ -47,6 +71,7 @@ class LexicalSearch:
             self._owner.append(article_id)
 
     def rank(self, text: str, *, limit: int = 3) -> list[ArticleCandidate]:
+        """Best owners first: article ids, or `intent:<name>` when a conversational example is closest."""
         query = {gram: count * self._idf.get(gram, 0.0) for gram, count in _ngrams(text).items()}
         norm = math.sqrt(sum(w * w for w in query.values()))
         if not norm:
@@ -65,14 +90,21 @@ class LexicalSearch:
     def understand(self, text: str, *, reason: str) -> Understanding:
         """An Understanding from lexical similarity alone, marked as the fallback with the reason."""
         started = time.perf_counter()
-        candidates = self.rank(text)
-        confident = bool(candidates) and candidates[0].confidence >= MIN_SCORE
+        ranked = self.rank(text, limit=8)
+        articles = [c for c in ranked if not c.article_id.startswith("intent:")][:3]
+        top = ranked[0] if ranked else None
+        if top is None or top.confidence < MIN_SCORE:
+            intent = "nlu_fallback"
+        elif top.article_id.startswith("intent:"):
+            intent = top.article_id.split(":", 1)[1]
+        else:
+            intent = "faq"
         return Understanding(
-            intent="faq" if confident else "nlu_fallback",
-            confidence=candidates[0].confidence if candidates else 0.0,
+            intent=intent,
+            confidence=top.confidence if top else 0.0,
             source="fallback",
             entities=extract_entities(text),
-            articles=tuple(candidates),
+            articles=tuple(articles),
             parse_ms=(time.perf_counter() - started) * 1000,
             degraded_reason=reason,
         )

@@ -191,3 +191,26 @@ async def test_the_bot_is_still_running_and_answering_after_all_these_conversati
     published = [call for call in await api_log.calls("setMyCommands") if call["status"] == 200]
     assert published, "the bot should publish its command menu at start (and Telegram should accept it)"
     await bot.assert_healthy_since(checkpoint)
+
+
+async def test_a_milestone_told_in_roman_urdu_is_confirmed_and_shows_on_the_checklist(
+    make_user: Callable[..., TelegramUser], bot: BotUnderTest
+) -> None:
+    """ "pehla order mil gaya" → a confirm button → pressing it → /progress shows the rung ticked."""
+    checkpoint = await bot.checkpoint()
+    user = make_user(first_name="Zainab")
+    await _onboard_in_english(user)
+
+    await user.send_text("pehla order mil gaya!!")
+    confirm = await user.wait_for(
+        lambda m: "ms:yes:first_job_won" in m.callback_data, what="the confirm button for first_job_won"
+    )
+    await user.press("ms:yes:first_job_won", confirm)
+    celebration = await user.wait_for(lambda m: "🎉" in m.plain_text, what="the celebration")
+    assert "Next step" in celebration.plain_text
+
+    await user.send_text("/progress")
+    checklist = await user.wait_for(lambda m: "ms:tog:first_job_won" in m.callback_data, what="the checklist")
+    assert "1/10" in checklist.plain_text
+    assert checklist.button("ms:tog:first_job_won").text.startswith("✅")
+    await bot.assert_healthy_since(checkpoint)
