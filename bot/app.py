@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -111,7 +112,7 @@ def run_telegram(settings: Settings) -> None:
     application.run_webhook(
         listen=settings.webhook_listen,
         port=settings.webhook_port,
-        url_path=url.split("/", 3)[3] if url.count("/") >= 3 else "",
+        url_path=urlsplit(url).path.lstrip("/"),
         webhook_url=url,
         secret_token=secret,
         allowed_updates=Update.ALL_TYPES,

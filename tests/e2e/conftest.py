@@ -155,6 +155,24 @@ def _rahnuma_executable() -> str:
 
 
 @pytest.fixture(scope="session")
+def rahnuma_executable() -> str:
+    """The `rahnuma` console script of this environment (for tests that start a bot process of their own)."""
+    return _rahnuma_executable()
+
+
+@pytest.fixture(scope="session")
+def e2e_session_logs() -> dict[str, Path]:
+    """The logs whose tails are printed under a failing e2e test; a module that starts a process adds its log."""
+    return _SESSION_LOGS
+
+
+@pytest.fixture(scope="session")
+def scrubbed_env() -> dict[str, str]:
+    """The inherited environment without TELEGRAM_*, RAHNUMA_*, RASA_* and DATABASE_URL; copy it before changing."""
+    return _QuietEnv((k, v) for k, v in os.environ.items() if not k.startswith(_ENV_PREFIXES_TO_DROP))
+
+
+@pytest.fixture(scope="session")
 def bot_env(emulator: Emulator, e2e_rasa_url: str, e2e_dir: Path) -> dict[str, str]:
     """The environment of `rahnuma run`: nothing inherited that could point it at a real bot or database."""
     env = _QuietEnv((k, v) for k, v in os.environ.items() if not k.startswith(_ENV_PREFIXES_TO_DROP))
