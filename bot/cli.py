@@ -133,28 +133,30 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _start(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve Rasa in the background (unless one already answers), wait until healthy, run the bot, stop Rasa."""
+    """Serve Rasa in the background (unless one already answers), wait until healthy, run the bot, stop Rasa.
+
+    If Rasa cannot start, say why and run anyway: answers then come from the lexical fallback.
+    """
     from nlu import rasa_process
 
     url = str(settings.rasa_url)
     token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
     process = None
-    if rasa_process.is_healthy(url, token=token):
-        print(f"Using the Rasa server already running at {url}", file=sys.stderr)
-    else:
-        log_file = PROJECT_ROOT / "data" / "rasa.log"
-        print(f"Starting Rasa at {url} (log: {log_file}); this takes about 20 seconds...", file=sys.stderr)
-        process = rasa_process.start_background(settings.rasa_executable, url, token=token, log_file=log_file)
     try:
-        if process is not None:
+        if rasa_process.is_healthy(url, token=token):
+            print(f"Using the Rasa server already running at {url}", file=sys.stderr)
+        else:
+            log_file = PROJECT_ROOT / "data" / "rasa.log"
+            print(f"Starting Rasa at {url} (log: {log_file}); this takes about 20 seconds...", file=sys.stderr)
+            process = rasa_process.start_background(settings.rasa_executable, url, token=token, log_file=log_file)
             rasa_process.wait_until_healthy(url, token=token, process=process)
             print("Rasa is ready.", file=sys.stderr)
+    except rasa_process.RasaSetupError as exc:
+        print(f"Rasa could not start: {exc}. Answering through the lexical fallback.", file=sys.stderr)
+    try:
         if settings.telegram_bot_token is None or args.chat:
             return _chat(args, settings, notice=None if args.chat else NO_TOKEN_NOTICE)
         return _run(args, settings)
-    except rasa_process.RasaSetupError as exc:
-        print(f"{exc}", file=sys.stderr)
-        return 1
     finally:
         if process is not None:
             rasa_process.stop(process)
