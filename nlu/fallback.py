@@ -15,7 +15,7 @@ from nlu.entities import extract_entities
 from nlu.understanding import ArticleCandidate, Understanding
 
 NGRAM = 3
-MIN_SCORE = 0.18
+MIN_SCORE = 0.3
 CONVERSATION_DATA = Path(__file__).resolve().parent / "data" / "conversation.yml"
 _ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
 

@@ -33,12 +33,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-    # The driver's own implicit BEGIN breaks SAVEPOINTs; SQLAlchemy emits BEGIN itself (its documented recipe).
+    # The driver's implicit BEGIN breaks SAVEPOINTs, so SQLAlchemy emits it (its documented recipe); IMMEDIATE takes
+    # the write lock up front, so concurrent writers wait in busy_timeout instead of failing with "database is locked".
     dbapi_connection.isolation_level = None
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 COMMANDS = ("start", "help", "language", "progress", "profile", "cancel", "privacy", "delete_me")
 MAX_NLU_CHARS = 1000
 ANSWER_MIN_CONFIDENCE = 0.45
-SUGGEST_MIN_CONFIDENCE = 0.08
+SUGGEST_MIN_CONFIDENCE = 0.1  # a suggestion button at all
+SUGGEST_FIRST_MIN_CONFIDENCE = 0.3  # the best candidate, before any "did you mean" is shown
 PLATFORM_STEER_RATIO = 0.25
 SMALL_TALK = {
     "greet": "greet",
@@ -57,11 +58,13 @@ class Conversation:
         rasa: RasaClient | None,
         lexical: LexicalSearch | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        blend_weight: float = 0.5,
     ) -> None:
         self.library = library
         self.sessions = sessions
         self.rasa = rasa
         self.lexical = lexical or LexicalSearch(library)
+        self.blend_weight = blend_weight
         self.turns = Turns(sessions, clock)
         self.progress = Progress(library, self.turns)
         self.profile = Profile(library, self.turns)
@@ -196,7 +199,7 @@ class Conversation:
             await self.turns.record(user, started, text, reply, kind_in="profile_answer")
             return reply
         understanding = await self.understand(stripped[:MAX_NLU_CHARS])
-        if understanding.intent == "report_progress":
+        if understanding.intent == "report_progress" and self.progress.recognises(stripped):
             reply = await self.progress.report(user, stripped)
         elif understanding.intent == "ask_progress":
             reply = await self.progress.what_next(user)
@@ -225,10 +228,29 @@ class Conversation:
         if self.rasa is None:
             return self.lexical.understand(text, reason="rasa not configured")
         try:
-            return await self.rasa.parse(text)
+            understanding = await self.rasa.parse(text)
         except RasaUnavailable as exc:
             log.warning("Rasa unavailable, answering through lexical fallback: %s", exc)
             return self.lexical.understand(text, reason=str(exc)[:200])
+        return self.blend_with_lexical(understanding, text) if self.blend_weight < 1 else understanding
+
+    def blend_with_lexical(self, understanding: Understanding, text: str) -> Understanding:
+        """Re-rank Rasa's article candidates with the lexical search: the two make different mistakes.
+
+        score = w * ResponseSelector confidence + (1 - w) * trigram cosine, over the union of both top lists.
+        """
+        weight = self.blend_weight
+        scores: dict[str, float] = {}
+        for candidate in understanding.articles:
+            scores[candidate.article_id] = weight * candidate.confidence
+        for candidate in self.lexical.rank(text, limit=12):
+            if not candidate.article_id.startswith("intent:"):
+                scores[candidate.article_id] = (
+                    scores.get(candidate.article_id, 0.0) + (1 - weight) * candidate.confidence
+                )
+        ranked = sorted(scores.items(), key=lambda item: -item[1])[:10]
+        articles = tuple(ArticleCandidate(article_id, round(score, 4)) for article_id, score in ranked)
+        return dataclasses.replace(understanding, articles=articles)
 
     def decide(self, understanding: Understanding, user: UserView) -> Reply:
         lang = user.language
@@ -253,7 +275,7 @@ class Conversation:
         if top and confident_intent and top.confidence >= ANSWER_MIN_CONFIDENCE:
             return self._answer(self.library.articles[top.article_id], lang, decision="answer")
         suggestions = [c for c in candidates[:3] if c.confidence >= SUGGEST_MIN_CONFIDENCE]
-        if suggestions and (confident_intent or suggestions[0].confidence >= ANSWER_MIN_CONFIDENCE / 2):
+        if suggestions and suggestions[0].confidence >= SUGGEST_FIRST_MIN_CONFIDENCE:
             return self._did_you_mean(suggestions, lang)
         return self._dont_know(lang)
 

@@ -47,6 +47,10 @@ class Progress:
         self.turns = turns
         self.by_id = {m.id: m for m in library.milestones}
 
+    def recognises(self, text: str) -> bool:
+        """True when a report names a rung or a proposal count; otherwise it is answered like a question."""
+        return proposals_count(text) is not None or guess_milestone(text, self.library.milestones) is not None
+
     async def done_ids(self, user: UserView) -> set[str]:
         if user.id is None:
             return set()

@@ -99,10 +99,10 @@ async def test_nonsense_is_honest_and_recorded_for_coordinators(
     conversation: Conversation, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     await conversation.press(AYESHA, "consent:yes")
-    reply = await conversation.handle_text(AYESHA, "zxqv wjjk")
+    reply = await conversation.handle_text(AYESHA, "quantum entanglement")
     assert reply.decision == "dont_know"
     [unanswered] = await events_of(sessions, AYESHA, kind="unanswered")
-    assert unanswered.text == "zxqv wjjk"
+    assert unanswered.text == "quantum entanglement"
 
 
 async def test_stickers_and_voice_notes_get_a_text_reply(
