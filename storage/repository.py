@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Event, MilestoneDone, User, utcnow
 
+LAST_SEEN_RESOLUTION = dt.timedelta(minutes=1)  # finer than nudges need; saves an UPDATE per message
+
 
 async def get_user(session: AsyncSession, *, channel: str, external_id: str) -> User | None:
     return await session.scalar(select(User).where(User.channel == channel, User.external_id == external_id))
@@ -25,6 +27,10 @@ async def get_or_create_user(
     if user is not None:
         if display_name and user.display_name != display_name:
             user.display_name = display_name
+        now = utcnow()
+        last_seen = user.last_seen_at if user.last_seen_at.tzinfo else user.last_seen_at.replace(tzinfo=dt.UTC)
+        if now - last_seen > LAST_SEEN_RESOLUTION:
+            user.last_seen_at = now
         return user, False
     user = User(channel=channel, external_id=external_id, display_name=display_name)
     try:
@@ -41,9 +47,6 @@ async def get_or_create_user(
 async def set_language(session: AsyncSession, *, user_id: int, language: str) -> None:
     await session.execute(update(User).where(User.id == user_id).values(language=language, language_chosen=True))
 
-
-async def touch_user(session: AsyncSession, *, user_id: int, at: dt.datetime | None = None) -> None:
-    await session.execute(update(User).where(User.id == user_id).values(last_seen_at=at or utcnow()))
 
 
 async def record_event(
@@ -76,6 +79,13 @@ async def record_event(
     session.add(event)
     await session.flush()
     return event
+
+
+async def record_events(session: AsyncSession, *, events: list[dict[str, Any]]) -> None:
+    """Append several events in one round trip (a message and its reply), without reading them back."""
+    now = utcnow()
+    session.add_all(Event(**{"at": now, **fields}) for fields in events)
+    await session.flush()
 
 
 async def list_events(

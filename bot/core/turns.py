@@ -117,30 +117,32 @@ class Turns:
             meta_in["chars"] = len(text_in)
 
         async def write(session: AsyncSession) -> None:
-            await repository.record_event(
+            await repository.record_events(
                 session,
-                user_id=user_id,
-                kind=kind_in,
-                text=text_in[:MAX_STORED_CHARS] if text_in is not None and keep_text else None,
-                intent=reply.intent,
-                confidence=reply.confidence,
-                article_id=reply.article_id,
-                nlu_source=reply.nlu_source,
-                data=meta_in or None,
+                events=[
+                    {
+                        "user_id": user_id,
+                        "kind": kind_in,
+                        "text": text_in[:MAX_STORED_CHARS] if text_in is not None and keep_text else None,
+                        "intent": reply.intent,
+                        "confidence": reply.confidence,
+                        "article_id": reply.article_id,
+                        "nlu_source": reply.nlu_source,
+                        "data": meta_in or None,
+                    },
+                    {
+                        "user_id": user_id,
+                        "kind": "reply",
+                        "text": reply.text if keep_text else None,
+                        "intent": reply.intent,
+                        "confidence": reply.confidence,
+                        "article_id": reply.article_id,
+                        "nlu_source": reply.nlu_source,
+                        "latency_ms": round(reply.latency_ms, 3),
+                        "data": {"decision": reply.decision},
+                    },
+                ],
             )
-            await repository.record_event(
-                session,
-                user_id=user_id,
-                kind="reply",
-                text=reply.text if keep_text else None,
-                intent=reply.intent,
-                confidence=reply.confidence,
-                article_id=reply.article_id,
-                nlu_source=reply.nlu_source,
-                latency_ms=round(reply.latency_ms, 3),
-                data={"decision": reply.decision},
-            )
-            await repository.touch_user(session, user_id=user_id)
 
         await self.write(write)  # fmt: skip
 
