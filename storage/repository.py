@@ -48,7 +48,6 @@ async def set_language(session: AsyncSession, *, user_id: int, language: str) ->
     await session.execute(update(User).where(User.id == user_id).values(language=language, language_chosen=True))
 
 
-
 async def record_event(
     session: AsyncSession,
     *,
