@@ -22,12 +22,13 @@ class SurfaceForm:
 
 @cache
 def load_surface_forms(path: Path = ENTITIES_FILE) -> tuple[SurfaceForm, ...]:
-    """Every (entity, canonical value, spelling), longest spelling first so "up work" wins over "up"."""
+    """Every (entity, canonical value, listed spelling), longest first so "up work" wins over "up"."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
     forms = []
     for entity, values in (raw or {}).items():
         for value, spellings in (values or {}).items():
-            for spelling in {str(value), *map(str, spellings or [])}:
+            # Only the listed spellings: a canonical value such as "freelancer" is also an ordinary word.
+            for spelling in {str(spelling) for spelling in spellings or []}:
                 text = spelling.strip().lower()
                 if text:
                     pattern = re.compile(rf"(?<!\w){re.escape(text)}(?!\w)", re.IGNORECASE)
