@@ -1,6 +1,7 @@
 # The bot (Python 3.11). Rasa runs in its own container (rasa/rasa:3.6.21), see docker-compose.yml.
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# PYTHONPATH: run from the copied tree, where content/ and nlu/ data files sit next to the code.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PYTHONPATH=/app
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bot ./bot
