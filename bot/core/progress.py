@@ -62,7 +62,11 @@ class Progress:
         return await self.turns.write(read) or set()
 
     def next_step(self, done: set[str]) -> Milestone | None:
-        return next((m for m in self.library.milestones if m.id not in done), None)
+        """The first open rung above the highest one reached (someone with a first order needs no sign-up tips)."""
+        ladder = self.library.milestones
+        highest = max((i for i, m in enumerate(ladder) if m.id in done), default=-1)
+        above = next((m for m in ladder[highest + 1 :] if m.id not in done), None)
+        return above or next((m for m in ladder if m.id not in done), None)
 
     async def report(self, user: UserView, text: str) -> Reply:
         """A progress report in words: record any effort count, then ask to confirm the rung before marking it."""

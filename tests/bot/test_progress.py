@@ -41,7 +41,7 @@ def test_proposal_counts_are_read_from_words_and_urdu_digits() -> None:
 
 
 async def test_report_asks_to_confirm_then_celebrates_and_shows_next_step(
-    conversation: Conversation, sessions: async_sessionmaker[AsyncSession]
+    conversation: Conversation, sessions: async_sessionmaker[AsyncSession], library: Library
 ) -> None:
     report = await conversation.progress.report(await conversation.turns.load_user(SANA), "pehla order mil gaya")
     assert [b.data for b in report.buttons[0]] == ["ms:yes:first_job_won", "ms:no:first_job_won"]
@@ -49,6 +49,8 @@ async def test_report_asks_to_confirm_then_celebrates_and_shows_next_step(
     done = await conversation.press(SANA, "ms:yes:first_job_won")
     assert done.decision == "milestone_done"
     assert "🎉" in done.text and "Next step" in done.text
+    assert library.milestones[7].id == "first_payment_received"
+    assert library.milestones[7].title["en"] in done.text  # the rung above, not sign-up tips
     again = await conversation.press(SANA, "ms:yes:first_job_won")  # an old button pressed twice
     assert again.decision == "milestone_already"
     assert len(await kinds(sessions, "milestone_done")) == 1
