@@ -103,8 +103,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=300, help="messages per scenario")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--rasa-url", help="use a Rasa server that is already running (e.g. pinned to its own core)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.rasa_url:
+        return report(asyncio.run(run(args, args.rasa_url)), as_json=args.json)
     settings = load_settings()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -117,7 +120,11 @@ def main() -> int:
         results = asyncio.run(run(args, rasa_url))
     finally:
         rasa_process.stop(process)
-    if args.json:
+    return report(results, as_json=args.json)
+
+
+def report(results: list[dict[str, float]], *, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(results, indent=2))
         return 0
     print(
