@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.harness import LOG_TAIL_LINES, BotUnderTest, Emulator, stop_process, tail
+from tests.e2e.harness import LOG_TAIL_LINES, BotUnderTest, Emulator, migrate_and_start_bot, stop_process, tail
 from tests.e2e.simulated_user import BotApiLog, TelegramUser
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -197,30 +197,7 @@ def bot_process(emulator: Emulator, bot_env: dict[str, str], e2e_dir: Path) -> I
     rahnuma = _rahnuma_executable()
     log_path = e2e_dir / "bot.log"
     _SESSION_LOGS["bot log"] = log_path
-    migrate = subprocess.run(
-        [rahnuma, "db", "upgrade"],
-        cwd=e2e_dir,
-        env=bot_env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if migrate.returncode != 0:
-        pytest.fail(
-            f"`rahnuma db upgrade` failed ({migrate.returncode}):\n{migrate.stdout}\n{migrate.stderr}",
-            pytrace=False,
-        )
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [rahnuma, "run"],
-            cwd=e2e_dir,
-            env=bot_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = migrate_and_start_bot(rahnuma, cwd=e2e_dir, env=bot_env, log_path=log_path)
     try:
         _wait_until_polling(process, emulator, log_path)
         yield process

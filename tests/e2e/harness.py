@@ -10,6 +10,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.simulated_user import BotApiLog
 
 LOG_TAIL_LINES = 200
@@ -81,3 +83,25 @@ class BotUnderTest:
         assert not bad, "the bot logged errors:\n" + "\n".join(bad) + "\n\nfull log since the checkpoint:\n" + new_log
         refused = [c for c in await self.api.rejected() if c["seq"] > checkpoint.api_seq]
         assert not refused, "the emulated Telegram refused calls:\n" + json.dumps(refused, indent=2, ensure_ascii=False)
+
+
+def migrate_and_start_bot(rahnuma: str, *, cwd: Path, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`rahnuma db upgrade`, then `rahnuma run` in its own process group, logging to log_path."""
+
+    migrate = subprocess.run(
+        [rahnuma, "db", "upgrade"], cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    if migrate.returncode != 0:
+        pytest.fail(
+            f"`rahnuma db upgrade` failed ({migrate.returncode}):\n{migrate.stdout}\n{migrate.stderr}", pytrace=False
+        )
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            [rahnuma, "run"],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

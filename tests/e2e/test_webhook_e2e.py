@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from tests.e2e.harness import BotUnderTest, Emulator, stop_process, tail
+from tests.e2e.harness import BotUnderTest, Emulator, migrate_and_start_bot, stop_process, tail
 from tests.e2e.simulated_user import BotApiLog, BotMessage, NoReplyError, TelegramUser
 
 pytestmark = pytest.mark.e2e
@@ -232,28 +232,8 @@ def webhook_bot(
         RAHNUMA_LOG_LEVEL=os.environ.get("RAHNUMA_E2E_LOG_LEVEL", "INFO"),
         PYTHONUNBUFFERED="1",
     )
-    migrate = subprocess.run(
-        [rahnuma_executable, "db", "upgrade"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if migrate.returncode != 0:
-        pytest.fail(f"`rahnuma db upgrade` failed ({migrate.returncode}):\n{migrate.stdout}\n{migrate.stderr}")
     e2e_session_logs["webhook bot log"] = log_path
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [rahnuma_executable, "run"],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = migrate_and_start_bot(rahnuma_executable, cwd=workdir, env=env, log_path=log_path)
     try:
         _wait_until_listening(process, port, set_webhook_shim, log_path)
         yield WebhookBot(
