@@ -35,7 +35,7 @@ $(RASA_VENV)/.installed: nlu/requirements.txt
 install: $(VENV)/.installed $(RASA_VENV)/.installed ## create both venvs and install everything
 
 nlu-train: install ## generate NLU data from content/ and train Rasa if stale
-	@echo "==> [3/4] Database migrations and NLU model (training takes about a minute when data changed)"
+	@echo "==> [3/4] Database migrations and NLU model (training takes about 3 minutes when the data changed)"
 	@$(BIN)/rahnuma db upgrade
 	@$(BIN)/rahnuma nlu train
 
