@@ -30,13 +30,7 @@ ANSWER_MIN_CONFIDENCE = 0.45
 SUGGEST_MIN_CONFIDENCE = 0.1  # a suggestion button at all
 SUGGEST_FIRST_MIN_CONFIDENCE = 0.3  # the best candidate, before any "did you mean" is shown
 PLATFORM_STEER_RATIO = 0.25
-SMALL_TALK = {
-    "greet": "greet",
-    "goodbye": "goodbye",
-    "thanks": "thanks",
-    "help": "help",
-    "out_of_scope": "out_of_scope",
-}
+SMALL_TALK = {"greet", "goodbye", "thanks", "help", "out_of_scope"}  # each answered by the ui.yml text of that name
 NOT_YET = {"stop_nudges", "resume_nudges", "request_human", "find_peers"}
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -257,7 +251,7 @@ class Conversation:
         reply: Reply
         if understanding.intent in SMALL_TALK:
             name = html.escape(user.display_name or "")
-            reply = Reply(text=self.library.text(SMALL_TALK[understanding.intent], lang, name=name).replace(" !", "!"))
+            reply = Reply(text=self.library.text(understanding.intent, lang, name=name).replace(" !", "!"))
             reply.decision = understanding.intent
         elif understanding.intent in NOT_YET:
             reply = Reply(text=self.library.text("not_yet", lang), decision="not_yet")
