@@ -44,10 +44,6 @@ async def get_or_create_user(
     return user, True
 
 
-async def set_language(session: AsyncSession, *, user_id: int, language: str) -> None:
-    await session.execute(update(User).where(User.id == user_id).values(language=language, language_chosen=True))
-
-
 async def record_event(
     session: AsyncSession,
     *,
@@ -97,11 +93,6 @@ async def list_events(
     if kind is not None:
         query = query.where(Event.kind == kind)
     return (await session.scalars(query)).all()
-
-
-async def count_events_by_kind(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(Event.kind, func.count()).group_by(Event.kind))
-    return {kind: count for kind, count in rows.tuples()}
 
 
 async def get_user_by_id(session: AsyncSession, *, user_id: int) -> User | None:

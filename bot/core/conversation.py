@@ -9,7 +9,6 @@ import re
 import time
 from collections.abc import Callable
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.privacy import Privacy
@@ -70,7 +69,7 @@ class Conversation:
     async def command(self, person: Person, name: str) -> Reply:
         """A slash command (`start`, `help`, `language`, `progress`, `profile`, `cancel`, `privacy`, `delete_me`)."""
         started = self._clock()
-        user = await self.turns.load_user(person) if name != "delete_me" else await self._known_or_guest(person)
+        user = await self.turns.load_user(person) if name != "delete_me" else await self.turns.find_or_guest(person)
         lang = user.language
         reply: Reply
         if name == "start":
@@ -108,7 +107,7 @@ class Conversation:
         prefix, _, rest = data.partition(":")
         if prefix == "del":
             reply = await self._press_delete(person, rest)
-            await self.turns.record(await self._known_or_guest(person), started, data, reply, kind_in="button")
+            await self.turns.record(await self.turns.find_or_guest(person), started, data, reply, kind_in="button")
             return reply
         user = await self.turns.load_user(person)
         lang = user.language
@@ -155,21 +154,12 @@ class Conversation:
         return await self.profile.show(user)
 
     async def _press_delete(self, person: Person, rest: str) -> Reply:
-        user = await self._known_or_guest(person)
+        user = await self.turns.find_or_guest(person)
         if rest == "yes":
             return await self.privacy.delete(person, user.language)
         if rest == "ask":
             return self.privacy.confirm_delete(user.language)
         return Reply(text=self.library.text("delete_cancelled", user.language), decision="delete_cancelled")
-
-    async def _known_or_guest(self, person: Person) -> UserView:
-        """The stored user if there is one, without creating anyone (privacy commands must not store people)."""
-        try:
-            found = await self.turns.find_user(person)
-        except (SQLAlchemyError, OSError):
-            found = None
-        language = "ur" if (person.language_hint or "").startswith("ur") else "en"
-        return found or UserView(None, language, display_name=person.display_name)
 
     async def handle_non_text(self, person: Person, kind: InboundKind) -> Reply:
         """Stickers, voice notes, photos: a kind text reply, and the event is kept."""

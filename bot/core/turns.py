@@ -64,8 +64,20 @@ class Turns:
                 return UserView.of(user)
         except (SQLAlchemyError, OSError):
             log.exception("Could not load user %s:%s; answering without saving", person.channel, person.external_id)
-            language = "ur" if (person.language_hint or "").startswith("ur") else "en"
-            return UserView(None, language, display_name=person.display_name)
+            return self.guest(person)
+
+    @staticmethod
+    def guest(person: Person) -> UserView:
+        """An unsaved view of someone the database does not (or cannot) know."""
+        language = "ur" if (person.language_hint or "").startswith("ur") else "en"
+        return UserView(None, language, display_name=person.display_name)
+
+    async def find_or_guest(self, person: Person) -> UserView:
+        """The stored user if there is one, without creating anyone (privacy commands must not store people)."""
+        try:
+            return await self.find_user(person) or self.guest(person)
+        except (SQLAlchemyError, OSError):
+            return self.guest(person)
 
     async def find_user(self, person: Person) -> UserView | None:
         """The stored user, or None: for privacy commands, which must not create anyone."""

@@ -60,7 +60,7 @@ async def test_events_keep_nlu_metadata_urdu_and_html(sessions: async_sessionmak
 async def test_language_choice_is_stored(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions.begin() as session:
         user, _ = await repository.get_or_create_user(session, channel="telegram", external_id="5")
-        await repository.set_language(session, user_id=user.id, language="ur")
+        await repository.set_profile_field(session, user_id=user.id, field="language", value="ur")
     async with sessions() as session:
         stored = await repository.get_user(session, channel="telegram", external_id="5")
         assert stored is not None and stored.language == "ur" and stored.language_chosen
