@@ -1,6 +1,6 @@
 """Per-message handling time through the real core, the real Rasa server and a real database.
 
-Reports p50/p95 of the whole turn (`Conversation.handle_text`, including both event writes), of Rasa's parse as
+Reports p50/p95 of the whole turn (`Conversation.handle_text`; its events are queued to the journal), of Rasa's parse as
 the bot sees it (HTTP round trip), and of the bot's own overhead (turn minus parse), at 1 and at 50 concurrent
 chats. Usage: `.venv/bin/python bench/latency.py [--messages 300] [--database-url URL] [--json]`.
 """
@@ -11,25 +11,23 @@ import argparse
 import asyncio
 import contextvars
 import json
-import socket
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bot.core.conversation import Conversation  # noqa: E402
-from bot.core.types import Person  # noqa: E402
-from bot.settings import PROJECT_ROOT, load_settings  # noqa: E402
-from content.library import load_library  # noqa: E402
-from nlu import rasa_process  # noqa: E402
-from nlu.client import RasaClient  # noqa: E402
-from nlu.evaluate import load_examples  # noqa: E402
-from nlu.understanding import Understanding  # noqa: E402
-from storage.db import create_engine, create_session_factory  # noqa: E402
-from storage.migrate import upgrade_async  # noqa: E402
+from bot.core.clock import SystemClock
+from bot.core.conversation import Conversation
+from bot.core.journal import Journal
+from bot.core.types import Person
+from bot.evaluation import load_examples
+from bot.runtime import build_conversation
+from bot.settings import PROJECT_ROOT, load_settings
+from content.library import load_library
+from nlu import rasa_process
+from nlu.client import RasaClient
+from nlu.understanding import Understanding
+from storage.db import Database
+from storage.migrate import upgrade_async
 
 last_parse_ms: contextvars.ContextVar[float] = contextvars.ContextVar("last_parse_ms", default=0.0)
 
@@ -83,20 +81,20 @@ async def scenario(conversation: Conversation, texts: list[str], *, chats: int, 
 async def run(args: argparse.Namespace, rasa_url: str) -> list[dict[str, float]]:
     database_url = args.database_url or f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"
     await upgrade_async(database_url)
-    engine = (
-        create_engine(database_url, pool_size=60, max_overflow=0)
-        if "postgresql" in database_url
-        else create_engine(database_url)
-    )
+    options = {"pool_size": 60, "max_overflow": 0} if "postgresql" in database_url else {}
+    db = Database.connect(database_url, **options)
+    journal = Journal(db)
+    journal.start()
     rasa = TimedRasaClient(rasa_url, timeout_seconds=30)
-    conversation = Conversation(library=load_library(), sessions=create_session_factory(engine), rasa=rasa)
+    conversation = build_conversation(library=load_library(), db=db, journal=journal, clock=SystemClock(), rasa=rasa)
     texts = [example.text for example in load_examples()]
     try:
         await scenario(conversation, texts, chats=5, messages=50)  # warm-up: connections, caches
         return [await scenario(conversation, texts, chats=chats, messages=args.messages) for chats in (1, 50)]
     finally:
+        await journal.aclose()
         await rasa.aclose()
-        await engine.dispose()
+        await db.dispose()
 
 
 def main() -> int:
@@ -109,17 +107,8 @@ def main() -> int:
     if args.rasa_url:
         return report(asyncio.run(run(args, args.rasa_url)), as_json=args.json)
     settings = load_settings()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        rasa_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    process = rasa_process.start_background(
-        settings.rasa_executable, rasa_url, log_file=PROJECT_ROOT / "data" / "rasa-bench.log"
-    )
-    try:
-        rasa_process.wait_until_healthy(rasa_url, process=process)
-        results = asyncio.run(run(args, rasa_url))
-    finally:
-        rasa_process.stop(process)
+    with rasa_process.serving(settings.rasa_executable, log_file=PROJECT_ROOT / "data" / "rasa-bench.log") as url:
+        results = asyncio.run(run(args, url))
     return report(results, as_json=args.json)
 
 

@@ -1,24 +1,41 @@
-"""The one wiring module: builds the PTB Application, registers every handler, opens and closes the runtime."""
+"""The one wiring module: builds the PTB Application, registers every handler with its filters, runs it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import secrets
+import signal
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, Update
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    LinkPreviewOptions,
+    Update,
+)
+from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
+    Defaults,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from bot.handlers import conversation
+from bot.core.commands import COMMANDS, user_commands
+from bot.handlers import groups, membership, private, webhook
 from bot.handlers.context import BotData, RahnumaApplication, RahnumaContext
 from bot.handlers.errors import on_error
 from bot.runtime import open_runtime
@@ -26,15 +43,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-USER_COMMANDS = [
-    BotCommand("start", "Welcome and language / خوش آمدید"),
-    BotCommand("help", "What I can do / مدد"),
-    BotCommand("language", "English / اردو"),
-    BotCommand("progress", "My checklist / میری پیش رفت"),
-    BotCommand("profile", "My profile / پروفائل"),
-    BotCommand("privacy", "What is stored / رازداری"),
-    BotCommand("delete_me", "Erase my data / میرا ڈیٹا مٹائیں"),
-]
+RECENT_UPDATES = 10_000  # update ids remembered to drop a replayed update
 
 
 def file_url_for(api_url: str) -> str:
@@ -43,52 +52,108 @@ def file_url_for(api_url: str) -> str:
     return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
 
 
-def build_application(settings: Settings) -> RahnumaApplication:
+def build_application(settings: Settings, *, webhook_mode: bool = False) -> RahnumaApplication:
     if settings.telegram_bot_token is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     api_url = str(settings.telegram_api_url).rstrip("/")
-    application: RahnumaApplication = (
+    builder = (
         Application.builder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(api_url)
         .base_file_url(file_url_for(api_url))
+        .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
         .context_types(ContextTypes(context=RahnumaContext, bot_data=BotData))
         .rate_limiter(AIORateLimiter(max_retries=2))
         .concurrent_updates(True)
         .post_init(_open_runtime_factory(settings))
         .post_shutdown(_close_runtime)
-        .build()
     )
+    if webhook_mode:
+        builder = builder.updater(None)
+    application: RahnumaApplication = builder.build()
     register_handlers(application)
     return application
 
 
 def register_handlers(application: RahnumaApplication) -> None:
-    """Group 0 only: the first matching handler wins, so commands and buttons come before free text."""
-    application.add_handler(CommandHandler(list(conversation.COMMANDS), conversation.run_command))
-    for prefix in ("lang", "fb", "art", "ms", "pf", "consent", "del"):
-        application.add_handler(CallbackQueryHandler(conversation.press_button, pattern=rf"^{prefix}:"))
-    # Unknown commands are read as text: "/withdraw fiverr" still deserves an answer.
-    application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, conversation.answer_text))
+    """Handlers by audience, each with its filters. Order matters inside a group: the first match wins."""
+    private_chat = filters.ChatType.PRIVATE
+    group_chat = filters.ChatType.GROUPS
+    fresh = ~filters.UpdateType.EDITED
+
+    # group -10: drop an update seen already (a replayed webhook delivery must not untick a milestone)
+    application.add_handler(TypeHandler(Update, _drop_replayed_update_factory()), group=-10)
+
+    # group 0: private chats
+    personal = [command.name for command in COMMANDS if command.audience == "everyone"]
+    application.add_handler(CommandHandler(personal, private.run_command, filters=private_chat & fresh))
+    application.add_handler(MessageHandler(filters.TEXT & private_chat & fresh, private.answer_text))
     application.add_handler(
-        MessageHandler(
-            ~filters.TEXT & ~filters.StatusUpdate.ALL & filters.ChatType.PRIVATE, conversation.answer_non_text
-        )
+        MessageHandler(~filters.TEXT & ~filters.StatusUpdate.ALL & private_chat & fresh, private.answer_non_text)
     )
+    # every button, known or not, so no press is left unanswered
+    application.add_handler(CallbackQueryHandler(private.press_button))
+
+    # groups: nothing personal
+    application.add_handler(CommandHandler("help", groups.group_help, filters=group_chat & fresh))
+    personal_in_groups = [name for name in personal if name != "help"]
+    application.add_handler(CommandHandler(personal_in_groups, groups.personal_command, filters=group_chat & fresh))
+    application.add_handler(
+        MessageHandler(filters.TEXT & ~filters.COMMAND & group_chat & fresh, groups.addressed_question)
+    )
+
+    # who blocked the bot
+    application.add_handler(ChatMemberHandler(membership.track_private_chat, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_error_handler(on_error)
+
+
+def _drop_replayed_update_factory() -> Callable[[Update, RahnumaContext], Coroutine[Any, Any, None]]:
+    seen: OrderedDict[int, None] = OrderedDict()
+
+    async def drop_replayed_update(update: Update, context: RahnumaContext) -> None:
+        if update.update_id in seen:
+            log.info("Dropping update %s: already handled", update.update_id)
+            raise ApplicationHandlerStop
+        seen[update.update_id] = None
+        if len(seen) > RECENT_UPDATES:
+            seen.popitem(last=False)
+
+    return drop_replayed_update
+
+
+def command_menus(library_text) -> list[tuple[list[BotCommand], object, str | None]]:  # type: ignore[no-untyped-def]
+    """(commands, scope, language) for setMyCommands: private chats in English and Urdu, groups only /help."""
+    menus: list[tuple[list[BotCommand], object, str | None]] = []
+    for language in ("en", "ur"):
+        commands = [
+            BotCommand(command.name, library_text(f"command_{command.name}", language))
+            for command in user_commands()
+            if command.menu
+        ]
+        menus.append((commands, BotCommandScopeAllPrivateChats(), None if language == "en" else language))
+        menus.append(
+            (
+                [BotCommand("help", library_text("command_help", language))],
+                BotCommandScopeAllGroupChats(),
+                None if language == "en" else language,
+            )
+        )
+    return menus
 
 
 def _open_runtime_factory(settings: Settings):  # type: ignore[no-untyped-def]
     async def open_runtime_for(application: RahnumaApplication) -> None:
         runtime = await open_runtime(settings)
         application.bot_data.runtime = runtime
+        runtime.conversation.bot_username = application.bot.username
         problem = await runtime.rasa_status()
         if problem:
             log.warning(problem)
-        try:
-            await application.bot.set_my_commands(USER_COMMANDS)
-        except TelegramError as exc:  # not essential: the bot works without a command menu
-            log.warning("setMyCommands failed, continuing without a command menu: %s", exc)
+        for commands, scope, language in command_menus(runtime.library.text):
+            try:
+                await application.bot.set_my_commands(commands, scope=scope, language_code=language)  # type: ignore[arg-type]
+            except TelegramError as exc:  # not essential: the bot works without a command menu
+                log.warning("setMyCommands failed, continuing without that menu: %s", exc)
         log.info("Rahnuma is running as @%s", application.bot.username)
 
     return open_runtime_for
@@ -101,19 +166,41 @@ async def _close_runtime(application: RahnumaApplication) -> None:
         application.bot_data.runtime = None
 
 
-def run_telegram(settings: Settings) -> None:
-    """Polling by default; a webhook with a secret token when RAHNUMA_WEBHOOK_URL is set."""
-    application = build_application(settings)
+def run_telegram(settings: Settings, *, set_webhook: bool = True) -> None:
+    """Polling by default; our own webhook server when RAHNUMA_WEBHOOK_URL is set."""
     if settings.webhook_url is None:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        build_application(settings).run_polling(allowed_updates=Update.ALL_TYPES)
         return
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
+    asyncio.run(_run_webhook(settings, set_webhook=set_webhook))
+
+
+async def _run_webhook(settings: Settings, *, set_webhook: bool) -> None:
+    assert settings.webhook_url is not None and settings.webhook_secret is not None
+    application = build_application(settings, webhook_mode=True)
+    secret = settings.webhook_secret.get_secret_value()
     url = str(settings.webhook_url)
-    application.run_webhook(
-        listen=settings.webhook_listen,
-        port=settings.webhook_port,
-        url_path=urlsplit(url).path.lstrip("/"),
-        webhook_url=url,
-        secret_token=secret,
-        allowed_updates=Update.ALL_TYPES,
-    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await application.initialize()
+    if application.post_init:
+        await application.post_init(application)
+    try:
+        await application.start()
+        if set_webhook:
+            await application.bot.set_webhook(url, secret_token=secret, allowed_updates=Update.ALL_TYPES)
+        await webhook.serve(
+            application,
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            path=urlsplit(url).path,
+            secret=secret,
+            stop=stop,
+        )
+    finally:
+        with contextlib.suppress(RuntimeError):
+            await application.stop()
+        await application.shutdown()
+        if application.post_shutdown:
+            await application.post_shutdown(application)

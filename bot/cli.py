@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from bot.logs import configure_logging
 from bot.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
 
 NO_TOKEN_NOTICE = (
@@ -20,7 +21,14 @@ NO_TOKEN_NOTICE = (
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rahnuma", description="Rahnuma, a Telegram mentor for online freelancers.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="run the Telegram bot (polling, or a webhook when RAHNUMA_WEBHOOK_URL is set)")
+    run = commands.add_parser(
+        "run", help="run the Telegram bot (polling, or a webhook when RAHNUMA_WEBHOOK_URL is set)"
+    )
+    run.add_argument(
+        "--no-set-webhook",
+        action="store_true",
+        help="do not call setWebhook at start (extra webhook workers; one worker or a deploy step sets it)",
+    )
     chat = commands.add_parser("chat", help="talk to Rahnuma in this terminal")
     chat.add_argument("--user", help="a stable user id, so the conversation is remembered")
     ask = commands.add_parser("ask", help="send one message and print the reply")
@@ -58,13 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.secrets())
     handler = {
         "run": _run, "chat": _chat, "ask": _ask, "start": _start, "db": _db, "nlu": _nlu, "content": _content,
     }[args.command]  # fmt: skip
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args, settings)
     except KeyboardInterrupt:
         return 130
+    except DatabaseUnavailable as exc:
+        print(f"DATABASE_URL: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -84,15 +89,31 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import run_telegram
 
     _migrate_quietly(settings)
-    run_telegram(settings)
+    run_telegram(settings, set_webhook=not getattr(args, "no_set_webhook", False))
     return 0
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database at DATABASE_URL cannot be reached or migrated; the message says what failed, in one line."""
 
 
 def _migrate_quietly(settings: Settings) -> None:
     """Bring the database to the latest schema (idempotent), so `ask`, `chat` and `run` work on a fresh clone."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from storage.migrate import upgrade
 
-    upgrade(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+    except (SQLAlchemyError, OSError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach or migrate {_redacted(settings.database_url)}: {_one_line(exc)}"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return f"{type(original).__name__}: {original}".splitlines()[0][:200]
 
 
 def _with_runtime(settings: Settings, body: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
@@ -140,7 +161,7 @@ def _start(args: argparse.Namespace, settings: Settings) -> int:
     from nlu import rasa_process
 
     url = str(settings.rasa_url)
-    token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
+    token = _rasa_token(settings)
     process = None
     try:
         if rasa_process.is_healthy(url, token=token):
@@ -163,11 +184,20 @@ def _start(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from storage.migrate import upgrade
 
-    upgrade(settings.database_url, args.revision)
+    try:
+        upgrade(settings.database_url, args.revision)
+    except (SQLAlchemyError, OSError) as exc:
+        raise DatabaseUnavailable(f"cannot migrate {_redacted(settings.database_url)}: {_one_line(exc)}") from None
     print(f"Database is at revision {args.revision}: {_redacted(settings.database_url)}", file=sys.stderr)
     return 0
+
+
+def _rasa_token(settings: Settings) -> str | None:
+    return settings.rasa_token.get_secret_value() if settings.rasa_token else None
 
 
 def _redacted(url: str) -> str:
@@ -201,13 +231,12 @@ def _nlu(args: argparse.Namespace, settings: Settings) -> int:
     if args.nlu_command == "serve":
         import os
 
-        token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
-        command = rasa_process.serve_command(settings.rasa_executable, str(settings.rasa_url), token=token)
+        command = rasa_process.serve_command(settings.rasa_executable, str(settings.rasa_url))
         if not Path(command[0]).exists():
             print(f"Rasa is not installed at {command[0]}; run `make install`.", file=sys.stderr)
             return 1
-        os.execve(command[0], command, rasa_process.rasa_env())
-    from nlu.evaluate import run_evaluation
+        os.execve(command[0], command, rasa_process.serve_env(_rasa_token(settings)))
+    from bot.evaluation import run_evaluation
 
     return run_evaluation(settings, cross_validation=args.cross_validation, as_json=args.json)
 

@@ -1,32 +1,66 @@
-"""The long-lived parts of a running Rahnuma (content, database, Rasa client, conversation), opened together."""
+"""The composition root: every long-lived part of a running Rahnuma, built once and closed together."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from bot.core.answers import Answers
+from bot.core.clock import Clock, SystemClock
 from bot.core.conversation import Conversation
+from bot.core.journal import Journal
+from bot.core.privacy import Privacy
+from bot.core.profile import Profile
+from bot.core.progress import Progress
+from bot.core.users import Users
 from bot.settings import Settings
 from content.library import Library, load_library
 from nlu.client import RasaClient, RasaUnavailable
-from storage.db import create_engine, create_session_factory
+from nlu.lexical import LexicalSearch
+from nlu.pipeline import Understander
+from storage.db import Database
 
 log = logging.getLogger(__name__)
+
+
+def build_conversation(
+    *,
+    library: Library,
+    db: Database,
+    journal: Journal,
+    clock: Clock,
+    rasa: RasaClient | None,
+    lexical: LexicalSearch | None = None,
+    default_timezone: str = "Asia/Karachi",
+) -> Conversation:
+    """The core with its collaborators; tests build it the same way, with their own database and clock."""
+    return Conversation(
+        library=library,
+        users=Users(db, journal, clock),
+        journal=journal,
+        clock=clock,
+        understander=Understander(lexical or LexicalSearch(library), rasa),
+        answers=Answers(library),
+        progress=Progress(library, db, journal, clock),
+        profile=Profile(library, db, clock, default_timezone=default_timezone),
+        privacy=Privacy(library, db, clock),
+    )
 
 
 @dataclass
 class Runtime:
     settings: Settings
     library: Library
-    engine: AsyncEngine
+    db: Database
+    journal: Journal
+    clock: Clock
     rasa: RasaClient
     conversation: Conversation
 
     async def aclose(self) -> None:
+        await self.journal.aclose()
         await self.rasa.aclose()
-        await self.engine.dispose()
+        await self.db.dispose()
 
     async def rasa_status(self) -> str | None:
         """None when Rasa answers with a loaded model, else a one-line explanation for the operator."""
@@ -42,14 +76,21 @@ class Runtime:
         return None
 
 
-async def open_runtime(settings: Settings, *, library: Library | None = None) -> Runtime:
-    """Build every long-lived client once; the caller must `await runtime.aclose()`."""
+async def open_runtime(settings: Settings, *, library: Library | None = None, clock: Clock | None = None) -> Runtime:
+    """Build every long-lived client once and start the journal; the caller must `await runtime.aclose()`."""
     library = library or load_library()
-    engine = create_engine(settings.database_url)
+    clock = clock or SystemClock()
+    db = Database.connect(settings.database_url)
+    journal = Journal(db)
+    journal.start()
     rasa = RasaClient(
         str(settings.rasa_url),
         token=settings.rasa_token.get_secret_value() if settings.rasa_token else None,
         timeout_seconds=settings.rasa_timeout_seconds,
     )
-    conversation = Conversation(library=library, sessions=create_session_factory(engine), rasa=rasa)
-    return Runtime(settings=settings, library=library, engine=engine, rasa=rasa, conversation=conversation)
+    conversation = build_conversation(
+        library=library, db=db, journal=journal, clock=clock, rasa=rasa, default_timezone=settings.timezone_name
+    )
+    return Runtime(
+        settings=settings, library=library, db=db, journal=journal, clock=clock, rasa=rasa, conversation=conversation
+    )

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class SettingsError(RuntimeError):
@@ -40,15 +42,25 @@ class Settings(BaseSettings):
     rasa_venv: Path = Field(default=PROJECT_ROOT / ".venv-rasa", alias="RASA_VENV")
     log_level: str = Field(default="INFO", alias="RAHNUMA_LOG_LEVEL")
 
-    @field_validator("telegram_bot_token", "rasa_token", "webhook_secret", mode="before")
+    @field_validator("telegram_bot_token", "rasa_token", "webhook_secret", "webhook_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("webhook_url", mode="before")
+    @field_validator("webhook_secret")
     @classmethod
-    def _blank_url_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _telegram_secret_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("use 1-256 characters A-Z, a-z, 0-9, _ and - (what Telegram accepts as secret_token)")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_shared_secret(self) -> Settings:
+        # Every worker behind one webhook URL must check the same secret: an invented one per process would make
+        # all but the last worker refuse Telegram's updates.
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError("RAHNUMA_WEBHOOK_SECRET is required when RAHNUMA_WEBHOOK_URL is set")
+        return self
 
     @field_validator("database_url")
     @classmethod
@@ -97,6 +109,11 @@ class Settings(BaseSettings):
     def rasa_executable(self) -> Path:
         return self.rasa_venv / "bin" / "rasa"
 
+    def secrets(self) -> list[str]:
+        """Every secret value set, for the log filter that keeps them out of every log line."""
+        values = [self.telegram_bot_token, self.rasa_token, self.webhook_secret]
+        return [value.get_secret_value() for value in values if value is not None and value.get_secret_value()]
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings, turning pydantic's report into one line per bad variable."""
@@ -106,5 +123,6 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]) or "settings"
-            lines.append(f"{name}: {error['msg']}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: {message}" if error["loc"] else message)
         raise SettingsError("Invalid settings:\n  " + "\n  ".join(lines)) from None

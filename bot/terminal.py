@@ -11,7 +11,7 @@ import sys
 import uuid
 from typing import Any
 
-from bot.core.conversation import COMMANDS
+from bot.core.commands import BY_NAME
 from bot.core.types import Person, Reply
 from bot.runtime import Runtime
 
@@ -34,7 +34,7 @@ def render_for_terminal(reply: Reply) -> tuple[str, list[str]]:
     for row in reply.buttons:
         labels = []
         for button in row:
-            choices.append(button.data)
+            choices.append(button.data or button.url or "")
             labels.append(f"[{len(choices)}] {button.label}")
         lines.append("  ".join(labels))
     return "\n".join(lines), choices
@@ -60,9 +60,14 @@ async def chat(runtime: Runtime, *, user: str | None = None, notice: str | None 
         if line in ("/quit", "/exit"):
             return
         if line.isdigit() and 1 <= int(line) <= len(choices):
-            reply = await runtime.conversation.press(person, choices[int(line) - 1])
-        elif line.startswith("/") and line[1:].split()[0] in COMMANDS:
-            reply = await runtime.conversation.command(person, line[1:].split()[0])
+            data = choices[int(line) - 1]
+            if data.startswith("http"):
+                print(f"(a link: {data})")
+                continue
+            reply = await runtime.conversation.press(person, data)
+        elif line.startswith("/") and line[1:].split(maxsplit=1)[:1] and line[1:].split()[0].lower() in BY_NAME:
+            name, _, argument = line[1:].partition(" ")
+            reply = await runtime.conversation.command(person, name.lower(), argument)
         else:
             reply = await runtime.conversation.handle_text(person, line)
         text, choices = render_for_terminal(reply)
@@ -82,9 +87,9 @@ async def ask(runtime: Runtime, text: str, *, user: str | None, as_json: bool, l
             "article": reply.article_id,
             "reply": plain_text(reply.text),
             "reply_html": reply.text,
-            "decision": reply.decision,
+            "decision": str(reply.decision),
             "nlu_source": reply.nlu_source,
-            "buttons": [button.data for row in reply.buttons for button in row],
+            "buttons": [button.data or button.url for row in reply.buttons for button in row],
             "latency_ms": round(reply.latency_ms, 2),
         }
         json.dump(payload, sys.stdout, ensure_ascii=False)

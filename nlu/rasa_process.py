@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -58,9 +62,49 @@ def _require(rasa: Path) -> None:
         )
 
 
+def model_cache_dir() -> Path:
+    """Trained models by fingerprint, outside the checkout, so a fresh clone with unchanged data trains nothing."""
+    configured = os.environ.get("RAHNUMA_MODEL_CACHE", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "rahnuma" / "models"
+
+
+def _cached_model(expected: str) -> Path:
+    return model_cache_dir() / f"{expected}.tar.gz"
+
+
+def _restore_from_cache(expected: str) -> bool:
+    cached = _cached_model(expected)
+    if not cached.is_file():
+        return False
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    partial = MODEL_FILE.with_suffix(".partial")
+    shutil.copyfile(cached, partial)
+    partial.replace(MODEL_FILE)
+    FINGERPRINT_FILE.write_text(expected + "\n")
+    print(f"Reused the NLU model trained earlier on the same data ({cached})", file=sys.stderr)
+    return True
+
+
+def _store_in_cache(expected: str) -> None:
+    try:
+        cache = model_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / f".{expected}.partial"
+        shutil.copyfile(MODEL_FILE, partial)
+        partial.replace(_cached_model(expected))
+    except OSError as exc:  # a cache is a convenience: an unwritable one costs a retrain next time, nothing else
+        print(f"Could not cache the trained model: {exc}", file=sys.stderr)
+
+
 def train(rasa: Path, *, force: bool = False) -> bool:
-    """Train the NLU model unless the config, domain and data are unchanged; True when it trained."""
+    """Train the NLU model unless the config, domain and data are unchanged (or a model trained on exactly them
+    is in the cache); True when it trained."""
     if not force and model_is_current():
+        return False
+    if not force and _restore_from_cache(fingerprint()):
         return False
     _require(rasa)
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
@@ -74,19 +118,37 @@ def train(rasa: Path, *, force: bool = False) -> bool:
     if result.returncode != 0 or not MODEL_FILE.exists():
         raise RasaSetupError(f"`rasa train nlu` failed with exit code {result.returncode}")
     FINGERPRINT_FILE.write_text(expected + "\n")
+    _store_in_cache(expected)
     print(f"Trained the NLU model in {time.monotonic() - started:.0f} s -> {MODEL_FILE}", file=sys.stderr)
     return True
 
 
-def serve_command(rasa: Path, rasa_url: str, *, token: str | None = None) -> list[str]:
+# Rasa takes its auth token only as `--auth-token` on the command line, where `ps` shows it to every user of the
+# machine. This launcher, run by Rasa's own Python, adds it to sys.argv inside the process from an environment
+# variable (readable only by the same user), so the visible command line carries no secret.
+_TOKEN_VARIABLE = "RAHNUMA_RASA_AUTH_TOKEN"
+_LAUNCHER = (
+    "import os, sys; token = os.environ.pop('RAHNUMA_RASA_AUTH_TOKEN', ''); "
+    "sys.argv = ['rasa', *sys.argv[1:], *(['--auth-token', token] if token else [])]; "
+    "from rasa.__main__ import main; main()"
+)
+
+
+def serve_command(rasa: Path, rasa_url: str) -> list[str]:
+    """The command line that serves the model at rasa_url (the token, if any, travels in the environment)."""
     parts = urlsplit(rasa_url)
-    command = [
-        str(rasa), "run", "--enable-api", "--model", str(MODEL_FILE),
+    return [
+        str(rasa.with_name("python")), "-c", _LAUNCHER, "run", "--enable-api", "--model", str(MODEL_FILE),
         "--interface", parts.hostname or "127.0.0.1", "--port", str(parts.port or 5005),
     ]  # fmt: skip
+
+
+def serve_env(token: str | None) -> dict[str, str]:
+    env = rasa_env()
+    env.pop(_TOKEN_VARIABLE, None)
     if token:
-        command += ["--auth-token", token]
-    return command
+        env[_TOKEN_VARIABLE] = token
+    return env
 
 
 def start_background(rasa: Path, rasa_url: str, *, token: str | None = None, log_file: Path) -> subprocess.Popen[bytes]:
@@ -97,9 +159,28 @@ def start_background(rasa: Path, rasa_url: str, *, token: str | None = None, log
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         return subprocess.Popen(
-            serve_command(rasa, rasa_url, token=token), stdout=log, stderr=subprocess.STDOUT, env=rasa_env(),
+            serve_command(rasa, rasa_url), stdout=log, stderr=subprocess.STDOUT, env=serve_env(token),
             start_new_session=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
+
+
+def free_local_url() -> str:
+    """http://127.0.0.1:<a port nobody listens on right now>."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextmanager
+def serving(rasa: Path, *, log_file: Path, token: str | None = None, timeout: float = 240) -> Iterator[str]:
+    """A Rasa server of our own on a free port for the duration of the block; yields its URL."""
+    url = free_local_url()
+    process = start_background(rasa, url, token=token, log_file=log_file)
+    try:
+        wait_until_healthy(url, token=token, timeout=timeout, process=process)
+        yield url
+    finally:
+        stop(process)
 
 
 def is_healthy(rasa_url: str, *, token: str | None = None) -> bool:

@@ -1,25 +1,18 @@
-"""The tables. `event` is append-only: the raw material for researchers, sized for millions of rows."""
+"""The tables. `event` is append-only: the raw material for researchers, sized for millions of rows.
+
+Every `*_at` column is a `UtcDateTime` (aware UTC on every backend) and its value is passed in from the caller's
+clock, never taken from the database server, so tests and `--at` runs control time.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    false,
-    func,
-)
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import UtcDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -31,10 +24,9 @@ NAMING_CONVENTION = {
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a real 64-bit key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+# AUTOINCREMENT on SQLite: an id is never given again after its row is deleted (an erased user's id must not pass
+# to the next newcomer while a message of the erased user is still in flight).
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 class Base(DeclarativeBase):
@@ -45,7 +37,12 @@ class User(Base):
     """One person on one channel (Telegram or the terminal)."""
 
     __tablename__ = "user"
-    __table_args__ = (Index("uq_user_channel_external_id", "channel", "external_id", unique=True),)
+    __table_args__ = (
+        Index("uq_user_channel_external_id", "channel", "external_id", unique=True),
+        Index("ix_user_last_seen_at", "last_seen_at"),
+        Index("ix_user_created_at", "created_at"),
+        NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -57,24 +54,27 @@ class User(Base):
     skill: Mapped[str | None] = mapped_column(String(200))
     platforms: Mapped[list[str] | None] = mapped_column(JSON)
     city: Mapped[str | None] = mapped_column(String(100))
-    # The /profile question this user is answering now (kept in SQL so a restart mid-way loses nothing).
+    # The /profile question this user is answering now, and when it was asked: a message that arrived before the
+    # question cannot be its answer (several quick messages must not fill the following questions).
     profile_step: Mapped[str | None] = mapped_column(String(32))
+    profile_step_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     research_consent: Mapped[bool] = mapped_column(default=False, server_default=false())
     consent_version: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, server_default=func.now())
-    last_seen_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=func.now()
-    )
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # Set when Telegram says the user blocked the bot (a 403, or a my_chat_member update); cleared when they return.
+    blocked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 
 class MilestoneDone(Base):
     """The current state of the ladder: one row per milestone a user has marked done (history is in `event`)."""
 
     __tablename__ = "milestone_done"
+    __table_args__ = (Index("ix_milestone_done_milestone_done_at", "milestone", "done_at"),)
 
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
     milestone: Mapped[str] = mapped_column(String(48), primary_key=True)
-    done_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    done_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     source: Mapped[str] = mapped_column(String(16))
 
 
@@ -86,11 +86,12 @@ class Event(Base):
         Index("ix_event_user_id_at", "user_id", "at"),
         Index("ix_event_at", "at"),
         Index("ix_event_kind_at", "kind", "at"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("user.id", ondelete="SET NULL"))
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     kind: Mapped[str] = mapped_column(String(32))
     text: Mapped[str | None] = mapped_column(Text)
     intent: Mapped[str | None] = mapped_column(String(64))

@@ -1,331 +1,438 @@
-"""The conversation, free of Telegram: understand → decide → reply, and record every turn in the event log."""
+"""The conversation, free of Telegram: understand → decide → reply, and record every turn in the event log.
+
+Each public method is one turn for one person. Turns of the same person run one at a time (in this process; the
+database guards across processes), a state change either commits or the user is told it did not, and the turn's
+message and reply events go to the journal, which never delays the reply.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import html
 import logging
 import re
-import time
-from collections.abc import Callable
+import weakref
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from bot.core import buttons
+from bot.core.answers import Answers
+from bot.core.clock import Clock
+from bot.core.commands import BY_NAME
+from bot.core.journal import Journal
 from bot.core.privacy import Privacy
 from bot.core.profile import Profile
 from bot.core.progress import Progress
-from bot.core.turns import MAX_STORED_CHARS, Turns, UserView
-from bot.core.types import Button, InboundKind, Person, Reply
-from content.library import Article, Library, to_telegram_html
-from nlu.client import RETRIEVAL_INTENT, RasaClient, RasaUnavailable
-from nlu.fallback import LexicalSearch
-from nlu.understanding import ArticleCandidate, Understanding
+from bot.core.text import clean_text, is_mostly_urdu_script
+from bot.core.types import Button, InboundKind, Person, Reply, UserView
+from bot.core.users import Users, guest
+from content.library import Library
+from nlu.pipeline import Understander
+from nlu.understanding import Understanding
+from storage.codebook import Decision, EventKind
+from storage.db import StorageError
+from storage.events import NewEvent
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "help", "language", "progress", "profile", "cancel", "privacy", "delete_me")
 MAX_NLU_CHARS = 1000
-ANSWER_MIN_CONFIDENCE = 0.45
-SUGGEST_MIN_CONFIDENCE = 0.1  # a suggestion button at all
-SUGGEST_FIRST_MIN_CONFIDENCE = 0.3  # the best candidate, before any "did you mean" is shown
-PLATFORM_STEER_RATIO = 0.25
-SMALL_TALK = {"greet", "goodbye", "thanks", "help", "out_of_scope"}  # each answered by the ui.yml text of that name
+MAX_STORED_CHARS = 4096
 NOT_YET = {"stop_nudges", "resume_nudges", "request_human", "find_peers"}
-_ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF\u0750-\u077F\uFB50-\uFDFF\uFE70-\uFEFF]")
-_LETTER = re.compile(r"[^\W\d_]")
-
-
-def is_mostly_urdu_script(text: str) -> bool:
-    letters = _LETTER.findall(text)
-    return bool(letters) and sum(1 for ch in letters if _ARABIC_SCRIPT.match(ch)) / len(letters) > 0.5
+PERSONAL_INTENTS = {"report_progress", "ask_progress", *NOT_YET}
+_START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class Conversation:
-    """One instance per process; every method is one turn for one person and is safe to run concurrently."""
+    """One instance per process, built once by the runtime with its collaborators."""
 
     def __init__(
         self,
         *,
         library: Library,
-        sessions: async_sessionmaker[AsyncSession],
-        rasa: RasaClient | None,
-        lexical: LexicalSearch | None = None,
-        clock: Callable[[], float] = time.perf_counter,
-        blend_weight: float = 0.5,
+        users: Users,
+        journal: Journal,
+        clock: Clock,
+        understander: Understander,
+        answers: Answers,
+        progress: Progress,
+        profile: Profile,
+        privacy: Privacy,
     ) -> None:
         self.library = library
-        self.sessions = sessions
-        self.rasa = rasa
-        self.lexical = lexical or LexicalSearch(library)
-        self.blend_weight = blend_weight
-        self.turns = Turns(sessions, clock)
-        self.progress = Progress(library, self.turns)
-        self.profile = Profile(library, self.turns)
-        self.privacy = Privacy(library, self.turns)
-        self._clock = clock
+        self.users = users
+        self.journal = journal
+        self.clock = clock
+        self.understander = understander
+        self.answers = answers
+        self.progress = progress
+        self.profile = profile
+        self.privacy = privacy
+        self.bot_username: str | None = None  # set by the Telegram adapter once it knows it (deep links)
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
-    # ---- turns: each public method is one turn, recorded with its latency ------------------------------------
+    # ---- turns ------------------------------------------------------------------------------------------------
 
-    async def command(self, person: Person, name: str) -> Reply:
-        """A slash command (`start`, `help`, `language`, `progress`, `profile`, `cancel`, `privacy`, `delete_me`)."""
-        started = self._clock()
-        user = await self.turns.load_user(person) if name != "delete_me" else await self.turns.find_or_guest(person)
-        lang = user.language
-        reply: Reply
-        if name == "start":
-            name_html = html.escape(person.display_name or "friend")
-            text = (
-                f"{self.library.text('welcome', lang, name=name_html)}\n\n{self.library.text('privacy_notice', lang)}"
-            )
-            buttons = [self._language_buttons()]
-            if not user.research_consent:
-                buttons.append(self.privacy.consent_buttons(lang))
-            reply = Reply(text=text, buttons=buttons, intent="start", decision="welcome")
-        elif name == "help":
-            reply = Reply(text=self.library.text("help", lang), intent="help", decision="help")
-        elif name == "language":
-            reply = Reply(text=self.library.text("choose_language", lang), buttons=[self._language_buttons()])
-            reply.decision = "choose_language"
-        elif name == "progress":
-            reply = await self.progress.show(user)
-        elif name == "profile":
-            reply = await self.profile.show(user)
-        elif name == "cancel":
-            reply = await self.profile.cancel(user)
-        elif name == "privacy":
-            reply = await self.privacy.report(person, lang)
-        elif name == "delete_me":
-            reply = self.privacy.confirm_delete(lang)
-        else:
-            reply = Reply(text=self.library.text("help", lang), intent="help", decision="unknown_command")
-        await self.turns.record(user, started, f"/{name}", reply, kind_in="command")
-        return reply
+    async def command(self, person: Person, name: str, argument: str = "") -> Reply:
+        """A slash command from a private chat (`start`, `help`, `language`, `progress`, ...)."""
+        started = self.clock.monotonic()
+        async with self._one_at_a_time(person):
+            if name in ("privacy", "delete_me"):  # never create anyone
+                user, reply = await self._find_then(person, lambda found: self._privacy_command(person, name, found))
+            else:
+                user, reply = await self._load_then(person, lambda loaded: self._command(loaded, name, argument))
+            self._log(user, started, kind_in=EventKind.COMMAND, text_in=f"/{name}", reply=reply)
+            return reply
 
     async def press(self, person: Person, data: str) -> Reply:
-        """An inline button: its callback data is `prefix:...`; old buttons keep working after a restart."""
-        started = self._clock()
-        prefix, _, rest = data.partition(":")
-        if prefix == "del":
-            reply = await self._press_delete(person, rest)
-            await self.turns.record(await self.turns.find_or_guest(person), started, data, reply, kind_in="button")
-            return reply
-        user = await self.turns.load_user(person)
-        lang = user.language
-        if prefix == "lang" and rest in ("en", "ur"):
-            await self.profile.set_field(user, "language", rest)
-            user = dataclasses.replace(user, language=rest, language_chosen=True)
-            reply = Reply(text=self.library.text("language_set", rest), intent="language", decision="language_set")
-        elif prefix == "fb":
-            verdict, _, article_id = rest.partition(":")
-            key = "feedback_thanks" if verdict == "up" else "feedback_sorry"
-            reply = Reply(text=self.library.text(key, lang), article_id=article_id, decision="feedback")
-            await self.turns.event(user, "feedback", article_id=article_id, data={"helpful": verdict == "up"})
-        elif prefix == "art":
-            article = self.library.articles.get(rest)
-            reply = self._answer(article, lang, decision="picked") if article else self._dont_know(lang)
-        elif prefix == "ms":
-            action, _, milestone_id = rest.partition(":")
-            if action == "yes":
-                reply = await self.progress.confirm(user, milestone_id, source="text")
-            elif action == "tog":
-                reply = await self.progress.toggle(user, milestone_id)
-                reply.replace = True
-            elif action == "no":
-                reply = Reply(text=self.library.text("milestone_not_marked", lang), decision="milestone_declined")
+        """An inline button. Its data is decoded and validated first: forged or unknown data changes nothing."""
+        started = self.clock.monotonic()
+        received_at = self.clock.now()
+        action = buttons.decode(data)
+        async with self._one_at_a_time(person):
+            if action is None or isinstance(action, buttons.Erase):
+                user, reply = await self._find_then(person, lambda found: self._press_erase(person, action, found))
             else:
-                reply = await self.progress.show(user)
-        elif prefix == "pf":
-            reply = await self._press_profile(user, rest)
-        elif prefix == "consent":
-            reply = await self.privacy.set_consent(user, rest == "yes")
-        else:
-            reply = Reply(text=self.library.text("button_expired", lang), decision="button_unknown")
-        await self.turns.record(user, started, data, reply, kind_in="button")
-        return reply
-
-    async def _press_profile(self, user: UserView, rest: str) -> Reply:
-        if rest == "edit":
-            return await self.profile.begin(user)
-        if rest == "skip":
-            return await self.profile.skip(user)
-        if rest.startswith("set:"):
-            _, field, value = rest.split(":", 2)
-            return await self.profile.store(user, field, value)
-        return await self.profile.show(user)
-
-    async def _press_delete(self, person: Person, rest: str) -> Reply:
-        user = await self.turns.find_or_guest(person)
-        if rest == "yes":
-            return await self.privacy.delete(person, user.language)
-        if rest == "ask":
-            return self.privacy.confirm_delete(user.language)
-        return Reply(text=self.library.text("delete_cancelled", user.language), decision="delete_cancelled")
-
-    async def handle_non_text(self, person: Person, kind: InboundKind) -> Reply:
-        """Stickers, voice notes, photos: a kind text reply, and the event is kept."""
-        started = self._clock()
-        user = await self.turns.load_user(person)
-        reply = Reply(text=self.library.text("non_text", user.language), decision="non_text")
-        await self.turns.record(user, started, None, reply, kind_in=f"message_{kind}")
-        return reply
+                user, reply = await self._load_then(person, lambda loaded: self._press(loaded, action, received_at))
+            kind = EventKind.BUTTON if action is not None else EventKind.BUTTON_REFUSED
+            self._log(user, started, kind_in=kind, text_in=data if action is not None else None, reply=reply)
+            return reply
 
     async def handle_text(self, person: Person, text: str) -> Reply:
         """A free-text message: the main path (or the answer to an open /profile question)."""
-        started = self._clock()
-        user = await self.turns.load_user(person)
-        stripped = (text or "").strip()
-        if not stripped:
-            reply = Reply(text=self.library.text("empty_message", user.language), decision="empty")
-            await self.turns.record(user, started, text, reply)
-            return reply
-        if user.profile_step:
-            reply = await self.profile.answer(user, stripped)
-            await self.turns.record(user, started, text, reply, kind_in="profile_answer")
-            return reply
-        understanding = await self.understand(stripped[:MAX_NLU_CHARS])
-        if understanding.intent == "report_progress" and self.progress.recognises(stripped):
-            reply = await self.progress.report(user, stripped)
-        elif understanding.intent == "ask_progress":
-            reply = await self.progress.what_next(user)
-        else:
-            reply = self.decide(understanding, user)
-        reply.intent = reply.intent or understanding.intent
-        reply.confidence = understanding.confidence
-        reply.nlu_source = understanding.source
-        if len(stripped) > MAX_NLU_CHARS:
-            reply.text = f"<i>{self.library.text('too_long', user.language)}</i>\n\n{reply.text}"
-        if user.language == "en" and is_mostly_urdu_script(stripped):
-            reply.text += f"\n\n{self.library.text('offer_urdu', 'en')}"
-            reply.buttons.append([Button(self.library.text("button_urdu", "en"), "lang:ur")])
-        await self.turns.record(user, started, text, reply, understanding=understanding)
-        if reply.decision == "dont_know":
-            await self.turns.event(
-                user, "unanswered", text=stripped[:MAX_STORED_CHARS] if user.research_consent else None,
-                intent=understanding.intent, confidence=understanding.confidence, nlu_source=understanding.source,
-            )  # fmt: skip
-        return reply
-
-    # ---- understand and decide ---------------------------------------------------------------------------
-
-    async def understand(self, text: str) -> Understanding:
-        """Rasa first; on any Rasa problem the lexical search answers and says why."""
-        if self.rasa is None:
-            return self.lexical.understand(text, reason="rasa not configured")
-        try:
-            understanding = await self.rasa.parse(text)
-        except RasaUnavailable as exc:
-            log.warning("Rasa unavailable, answering through lexical fallback: %s", exc)
-            return self.lexical.understand(text, reason=str(exc)[:200])
-        return self.blend_with_lexical(understanding, text) if self.blend_weight < 1 else understanding
-
-    def blend_with_lexical(self, understanding: Understanding, text: str) -> Understanding:
-        """Re-rank Rasa's article candidates with the lexical search: the two make different mistakes.
-
-        score = w * ResponseSelector confidence + (1 - w) * trigram cosine, over the union of both top lists.
-        """
-        weight = self.blend_weight
-        scores: dict[str, float] = {}
-        for candidate in understanding.articles:
-            scores[candidate.article_id] = weight * candidate.confidence
-        for candidate in self.lexical.rank(text, limit=12):
-            if not candidate.article_id.startswith("intent:"):
-                scores[candidate.article_id] = (
-                    scores.get(candidate.article_id, 0.0) + (1 - weight) * candidate.confidence
+        started = self.clock.monotonic()
+        received_at = self.clock.now()
+        text = clean_text(text)
+        stripped = text.strip()
+        async with self._one_at_a_time(person):
+            try:
+                user = await self.users.load(person)
+            except StorageError:
+                user = guest(person)  # answer anyway; nothing about this person can be read or saved now
+            understanding: Understanding | None = None
+            if not stripped:
+                reply = Reply(text=self.library.text("empty_message", user.language), decision=Decision.EMPTY)
+            elif user.profile_step:
+                reply = await self._guarded(
+                    user,
+                    self.profile.answer(user, stripped, step=user.profile_step, received_at=received_at),
+                    Decision.SAVE_FAILED,
                 )
-        ranked = sorted(scores.items(), key=lambda item: -item[1])[:10]
-        articles = tuple(ArticleCandidate(article_id, round(score, 4)) for article_id, score in ranked)
-        return dataclasses.replace(understanding, articles=articles)
+                self._log(user, started, kind_in=EventKind.PROFILE_ANSWER, text_in=text, reply=reply)
+                return reply
+            else:
+                understanding = await self.understander.understand(stripped[:MAX_NLU_CHARS])
+                reply = await self._reply_to_question(user, stripped, understanding)
+            if len(stripped) > MAX_NLU_CHARS:
+                reply.text = f"<i>{self.library.text('too_long', user.language)}</i>\n\n{reply.text}"
+            if user.language == "en" and is_mostly_urdu_script(stripped):
+                reply.text += f"\n\n{self.library.text('offer_urdu', 'en')}"
+                reply.buttons.append([Button.of(self.library.text("button_urdu", "en"), buttons.ChooseLanguage("ur"))])
+            self._log(user, started, kind_in=EventKind.MESSAGE, text_in=text, reply=reply, understanding=understanding)
+            if reply.decision is Decision.DONT_KNOW and understanding is not None:
+                self._record(
+                    user,
+                    EventKind.UNANSWERED,
+                    text=stripped[:MAX_STORED_CHARS] if user.research_consent else None,
+                    intent=understanding.intent,
+                    confidence=understanding.confidence,
+                    nlu_source=understanding.source,
+                )
+            return reply
 
-    def decide(self, understanding: Understanding, user: UserView) -> Reply:
-        lang = user.language
-        reply: Reply
-        if understanding.intent in SMALL_TALK:
-            name = html.escape(user.display_name or "")
-            reply = Reply(text=self.library.text(understanding.intent, lang, name=name).replace(" !", "!"))
-            reply.decision = understanding.intent
-        elif understanding.intent in NOT_YET:
-            reply = Reply(text=self.library.text("not_yet", lang), decision="not_yet")
+    async def handle_non_text(self, person: Person, kind: InboundKind) -> Reply:
+        """Stickers, voice notes, photos: a kind text reply, and the event is kept."""
+        started = self.clock.monotonic()
+        async with self._one_at_a_time(person):
+            try:
+                user = await self.users.load(person)
+            except StorageError:
+                user = guest(person)
+            reply = Reply(text=self.library.text("non_text", user.language), decision=Decision.NON_TEXT)
+            self._log(user, started, kind_in=EventKind(f"message_{kind}"), text_in=None, reply=reply)
+            return reply
+
+    async def blocked_changed(self, person: Person, *, blocked: bool) -> None:
+        """Telegram says this person blocked (or unblocked) the bot: nothing proactive reaches a blocked user."""
+        try:
+            user = await self.users.find(person)
+            if user is not None and user.id is not None:
+                await self.users.set_blocked(user.id, blocked=blocked)
+        except StorageError:
+            log.warning("Could not record that a user %s the bot", "blocked" if blocked else "unblocked")
+
+    async def delivery_failed(self, person: Person, reason: str) -> None:
+        """A reply Telegram did not take: recorded, so the log never claims an answer the user did not get."""
+        try:
+            user = await self.users.find(person)
+        except StorageError:
+            user = None
+        self._record(user, EventKind.SEND_FAILED, data={"reason": reason[:200]})
+
+    # ---- groups: never personal -------------------------------------------------------------------------------
+
+    def private_only(self, person: Person, name: str) -> Reply:
+        """A personal command sent in a group: nothing about the sender is shown there; a link opens a private chat."""
+        lang = person.hinted_language
+        rows = [[Button.link(self.library.text("button_private_chat", lang), self.deep_link(name))]]
+        return Reply(text=self.library.text("private_only", lang), buttons=rows, decision=Decision.PRIVATE_ONLY)
+
+    def group_help(self, person: Person) -> Reply:
+        lang = person.hinted_language
+        rows = [[Button.link(self.library.text("button_private_chat", lang), self.deep_link("help"))]]
+        return Reply(text=self.library.text("group_help", lang), buttons=rows, decision=Decision.GROUP_HELP)
+
+    async def group_question(self, person: Person, text: str) -> Reply:
+        """A question addressed to the bot in a group: an article if one clearly fits, else an invitation to talk
+        in private. Nothing is read or stored about the sender, and the reply carries nothing personal."""
+        started = self.clock.monotonic()
+        stripped = clean_text(text).strip()
+        lang = "ur" if is_mostly_urdu_script(stripped) else person.hinted_language
+        viewer = UserView(None, lang)
+        understanding = await self.understander.understand(stripped[:MAX_NLU_CHARS]) if stripped else None
+        reply: Reply | None = None
+        if understanding is not None and understanding.intent not in PERSONAL_INTENTS:
+            decided = self.answers.decide(understanding, viewer, personal=False)
+            if decided.decision in (Decision.ANSWER, Decision.GREET, Decision.THANKS, Decision.GOODBYE):
+                reply = decided
+                reply.buttons = []
+        if reply is None:
+            reply = self.private_only(person, "help")
         else:
-            reply = self._answer_or_suggest(understanding, lang)
-        reply.intent = reply.intent or self._reported_intent(understanding, reply.article_id)
+            reply.buttons.append([Button.link(self.library.text("button_private_chat", lang), self.deep_link("help"))])
+        reply.latency_ms = (self.clock.monotonic() - started) * 1000
+        self.journal.record(
+            NewEvent(
+                kind=EventKind.GROUP_QUESTION,
+                at=self.clock.now(),
+                intent=reply.intent or (understanding.intent if understanding else None),
+                confidence=understanding.confidence if understanding else None,
+                article_id=reply.article_id,
+                nlu_source=understanding.source if understanding else None,
+                latency_ms=round(reply.latency_ms, 3),
+                data={"decision": str(reply.decision), "chars": len(stripped)},
+            )
+        )
+        return reply
+
+    def deep_link(self, payload: str) -> str:
+        return f"https://t.me/{self.bot_username or 'rahnuma_bot'}?start={payload}"
+
+    # ---- what each turn does ----------------------------------------------------------------------------------
+
+    async def _command(self, user: UserView, name: str, argument: str) -> Reply:
+        lang = user.language
+        if name == "start":
+            payload = argument.strip()
+            if _START_PAYLOAD.fullmatch(payload) and payload in BY_NAME and payload != "start" and user.language_chosen:
+                return await self._command(user, payload, "")
+            name_html = html.escape(user.display_name or self.library.text("friend", lang))
+            text = (
+                f"{self.library.text('welcome', lang, name=name_html)}\n\n{self.library.text('privacy_notice', lang)}"
+            )
+            rows = [self._language_buttons()]
+            if not user.research_consent:
+                rows.append(self.privacy.consent_buttons(lang))
+            return Reply(text=text, buttons=rows, intent="start", decision=Decision.WELCOME)
+        if name == "help":
+            return Reply(text=self.library.text("help", lang), intent="help", decision=Decision.HELP)
+        if name == "language":
+            rows = [self._language_buttons()]
+            return Reply(
+                text=self.library.text("choose_language", lang), buttons=rows, decision=Decision.CHOOSE_LANGUAGE
+            )
+        if name == "progress":
+            return await self._guarded(user, self.progress.show(user), Decision.STORAGE_UNAVAILABLE)
+        if name == "profile":
+            return await self._guarded(user, self.profile.show(user), Decision.STORAGE_UNAVAILABLE)
+        if name == "cancel":
+            return await self._guarded(user, self.profile.cancel(user), Decision.SAVE_FAILED)
+        return Reply(text=self.library.text("help", lang), intent="help", decision=Decision.UNKNOWN_COMMAND)
+
+    async def _privacy_command(self, person: Person, name: str, user: UserView | None) -> Reply:
+        lang = user.language if user else person.hinted_language
+        if name == "delete_me":
+            return self.privacy.confirm_delete(lang)
+        return await self._guarded(user, self.privacy.report(user, lang), Decision.STORAGE_UNAVAILABLE)
+
+    async def _press(self, user: UserView, action: buttons.ButtonAction, received_at: Any) -> Reply:
+        lang = user.language
+        match action:
+            case buttons.ChooseLanguage(language=language):
+                reply = await self._guarded(user, self._set_language(user, language), Decision.SAVE_FAILED)
+            case buttons.Feedback(verdict=verdict, article_id=article_id) if article_id in self.library.articles:
+                self._record(user, EventKind.FEEDBACK, article_id=article_id, data={"helpful": verdict == "up"})
+                key = "feedback_thanks" if verdict == "up" else "feedback_sorry"
+                reply = Reply(text=self.library.text(key, lang), article_id=article_id, decision=Decision.FEEDBACK)
+                reply.toast_only = True
+            case buttons.OpenArticle(article_id=article_id) if article_id in self.library.articles:
+                reply = self.answers.answer(self.library.articles[article_id], lang, decision=Decision.PICKED)
+            case buttons.ConfirmMilestone(milestone_id=milestone_id):
+                reply = await self._guarded(
+                    user, self.progress.confirm(user, milestone_id, source="text"), Decision.SAVE_FAILED
+                )
+            case buttons.DeclineMilestone():
+                reply = Reply(
+                    text=self.library.text("milestone_not_marked", lang), decision=Decision.MILESTONE_DECLINED
+                )
+            case buttons.SetMilestone(milestone_id=milestone_id, done=done):
+                reply = await self._guarded(
+                    user, self.progress.set_state(user, milestone_id, done=done), Decision.SAVE_FAILED
+                )
+                reply.replace = reply.decision is Decision.MILESTONE_TOGGLED
+            case buttons.ShowProgress() | buttons.LegacyToggle():
+                reply = await self._guarded(user, self.progress.show(user), Decision.STORAGE_UNAVAILABLE)
+                reply.replace = isinstance(action, buttons.LegacyToggle) and reply.decision is Decision.PROGRESS
+            case buttons.EditProfile():
+                reply = await self._guarded(user, self.profile.begin(user), Decision.SAVE_FAILED)
+            case buttons.SkipProfileStep(step=step):
+                reply = await self._guarded(
+                    user, self.profile.skip(user, step, received_at=received_at), Decision.SAVE_FAILED
+                )
+            case buttons.SetProfileValue(field="language", value=value) if user.profile_step != "language":
+                reply = await self._guarded(user, self._set_language(user, value), Decision.SAVE_FAILED)
+            case buttons.SetProfileValue(field=field, value=value):
+                reply = await self._guarded(
+                    user, self.profile.answer(user, value, step=field, received_at=received_at), Decision.SAVE_FAILED
+                )
+            case buttons.Consent(answer=answer):
+                reply = await self._guarded(user, self.privacy.set_consent(user, answer == "yes"), Decision.SAVE_FAILED)
+            case _:
+                reply = self._button_expired(lang)
+        return reply
+
+    async def _press_erase(self, person: Person, action: buttons.ButtonAction | None, user: UserView | None) -> Reply:
+        lang = user.language if user else person.hinted_language
+        if not isinstance(action, buttons.Erase):
+            return self._button_expired(lang)
+        if action.step == "ask":
+            return self.privacy.confirm_delete(lang)
+        if action.step == "yes":
+            return await self._guarded(user, self.privacy.delete(user, lang), Decision.SAVE_FAILED)
+        return Reply(text=self.library.text("delete_cancelled", lang), decision=Decision.DELETE_CANCELLED)
+
+    async def _set_language(self, user: UserView, language: str) -> Reply:
+        await self.profile.set_language(user, language)
+        return Reply(
+            text=self.library.text("language_set", language), intent="language", decision=Decision.LANGUAGE_SET
+        )
+
+    async def _reply_to_question(self, user: UserView, text: str, understanding: Understanding) -> Reply:
+        intent = understanding.intent
+        if intent == "report_progress" and self.progress.recognises(text):
+            reply = await self._guarded(user, self.progress.report(user, text), Decision.STORAGE_UNAVAILABLE)
+        elif intent == "ask_progress":
+            reply = await self._guarded(user, self.progress.what_next(user), Decision.STORAGE_UNAVAILABLE)
+        elif intent in NOT_YET:
+            reply = Reply(text=self.library.text("not_yet", user.language), decision=Decision.NOT_YET)
+        else:
+            reply = self.answers.decide(understanding, user)
+        reply.intent = reply.intent or intent
         reply.confidence = understanding.confidence
         reply.nlu_source = understanding.source
         return reply
 
-    def _answer_or_suggest(self, understanding: Understanding, lang: str) -> Reply:
-        candidates = self.steer_by_platform(understanding)
-        top = candidates[0] if candidates else None
-        confident_intent = understanding.intent == RETRIEVAL_INTENT
-        if top and confident_intent and top.confidence >= ANSWER_MIN_CONFIDENCE:
-            return self._answer(self.library.articles[top.article_id], lang, decision="answer")
-        suggestions = [c for c in candidates[:3] if c.confidence >= SUGGEST_MIN_CONFIDENCE]
-        if suggestions and suggestions[0].confidence >= SUGGEST_FIRST_MIN_CONFIDENCE:
-            return self._did_you_mean(suggestions, lang)
-        return self._dont_know(lang)
+    # ---- plumbing ---------------------------------------------------------------------------------------------
 
-    def steer_by_platform(self, understanding: Understanding) -> list[ArticleCandidate]:
-        """Known articles, best first; a named platform lifts the best article about that platform to the top."""
-        candidates = [c for c in understanding.articles if c.article_id in self.library.articles]
-        platforms = set(understanding.entities.get("platform", []))
-        if not candidates or not platforms:
-            return candidates
-        top_article = self.library.articles[candidates[0].article_id]
-        if platforms & set(top_article.platforms):
-            return candidates
-        for index, candidate in enumerate(candidates[1:], start=1):
-            article = self.library.articles[candidate.article_id]
-            if (
-                platforms & set(article.platforms)
-                and candidate.confidence >= PLATFORM_STEER_RATIO * candidates[0].confidence
-            ):
-                promoted = ArticleCandidate(candidate.article_id, max(candidate.confidence, candidates[0].confidence))
-                return [promoted, *candidates[:index], *candidates[index + 1 :]]
-        return candidates
+    @asynccontextmanager
+    async def _one_at_a_time(self, person: Person) -> AsyncIterator[None]:
+        key = (person.channel, person.external_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            yield
 
-    def _reported_intent(self, understanding: Understanding, article_id: str | None) -> str:
-        """Retrieval answers report the article's topic intent (ask_payments...), others Rasa's intent."""
-        if understanding.intent in (RETRIEVAL_INTENT, "nlu_fallback") and article_id in self.library.articles:
-            return self.library.articles[article_id].intent
-        if understanding.intent == RETRIEVAL_INTENT and understanding.top_article:
-            article = self.library.articles.get(understanding.top_article.article_id)
-            if article:
-                return article.intent
-        return understanding.intent
+    async def _load_then(self, person: Person, body: Any) -> tuple[UserView | None, Reply]:
+        try:
+            user = await self.users.load(person)
+        except StorageError:
+            return None, self._unavailable(person.hinted_language)
+        return user, await body(user)
 
-    # ---- rendering ---------------------------------------------------------------------------------------
+    async def _find_then(self, person: Person, body: Any) -> tuple[UserView | None, Reply]:
+        try:
+            user = await self.users.find(person)
+        except StorageError:
+            return None, self._unavailable(person.hinted_language)
+        return user, await body(user)
 
-    def render_article(self, article: Article, lang: str) -> str:
-        source = article.sources[0]
-        footer = self.library.text(
-            "answer_footer",
-            lang,
-            reviewed=article.reviewed.isoformat(),
-            url=html.escape(source.url),
-            source=html.escape(source.title),
-        )
-        return f"<b>{html.escape(article.title[lang])}</b>\n\n{to_telegram_html(article.body[lang])}\n\n{footer}"
+    async def _guarded(self, user: UserView | None, step: Awaitable[Reply], failed: Decision) -> Reply:
+        """Run a step that reads or changes stored state; if the database fails, say so instead of pretending."""
+        try:
+            return await step
+        except StorageError:
+            lang = user.language if user else "en"
+            if failed is Decision.SAVE_FAILED:
+                return Reply(text=self.library.text("save_failed", lang), decision=Decision.SAVE_FAILED)
+            return self._unavailable(lang)
 
-    def _answer(self, article: Article, lang: str, *, decision: str) -> Reply:
-        buttons = [[Button("👍", f"fb:up:{article.id}"), Button("👎", f"fb:down:{article.id}")]]
-        return Reply(
-            text=self.render_article(article, lang),
-            buttons=buttons,
-            article_id=article.id,
-            intent=article.intent,
-            decision=decision,
-        )
+    def _unavailable(self, lang: str) -> Reply:
+        return Reply(text=self.library.text("storage_unavailable", lang), decision=Decision.STORAGE_UNAVAILABLE)
 
-    def _did_you_mean(self, suggestions: list[ArticleCandidate], lang: str) -> Reply:
-        buttons = [
-            [Button(self.library.articles[c.article_id].title[lang][:60], f"art:{c.article_id}")] for c in suggestions
-        ]
-        return Reply(text=self.library.text("did_you_mean", lang), buttons=buttons, decision="did_you_mean")
-
-    def _dont_know(self, lang: str) -> Reply:
-        return Reply(text=self.library.text("dont_know", lang), decision="dont_know")
+    def _button_expired(self, lang: str) -> Reply:
+        reply = Reply(text=self.library.text("button_expired", lang), decision=Decision.BUTTON_UNKNOWN)
+        reply.toast_only = True
+        return reply
 
     def _language_buttons(self) -> list[Button]:
         return [
-            Button(self.library.text("button_english", "en"), "lang:en"),
-            Button(self.library.text("button_urdu", "en"), "lang:ur"),
+            Button.of(self.library.text("button_english", "en"), buttons.ChooseLanguage("en")),
+            Button.of(self.library.text("button_urdu", "en"), buttons.ChooseLanguage("ur")),
         ]
+
+    def _record(self, user: UserView | None, kind: EventKind, **fields: Any) -> None:
+        self.journal.record(NewEvent(kind=kind, at=self.clock.now(), user_id=user.id if user else None, **fields))
+
+    def _log(
+        self,
+        user: UserView | None,
+        started: float,
+        *,
+        kind_in: EventKind,
+        text_in: str | None,
+        reply: Reply,
+        understanding: Understanding | None = None,
+    ) -> None:
+        """The turn's inbound event and its reply event; the words only with research consent (docs/PRIVACY.md)."""
+        reply.latency_ms = (self.clock.monotonic() - started) * 1000
+        if user is None or user.id is None:
+            return
+        keep_text = user.research_consent
+        meta_in: dict[str, Any] = {}
+        if understanding is not None:
+            meta_in.update(
+                entities=understanding.entities,
+                parse_ms=round(understanding.parse_ms, 3),
+                candidates=[[c.article_id, round(c.confidence, 4)] for c in understanding.articles[:3]],
+                nlu_intent=understanding.intent,
+            )
+            if understanding.degraded_reason:
+                meta_in["fallback_reason"] = understanding.degraded_reason
+        if text_in is not None and not keep_text:
+            meta_in["chars"] = len(text_in)
+        now = self.clock.now()
+        shared: dict[str, Any] = {
+            "user_id": user.id,
+            "intent": reply.intent,
+            "confidence": reply.confidence,
+            "article_id": reply.article_id,
+            "nlu_source": reply.nlu_source,
+        }
+        self.journal.record(
+            NewEvent(
+                kind=kind_in,
+                at=now,
+                text=text_in[:MAX_STORED_CHARS] if text_in is not None and keep_text else None,
+                data=meta_in or None,
+                **shared,
+            ),
+            NewEvent(
+                kind=EventKind.REPLY,
+                at=now,
+                text=reply.text if keep_text else None,
+                latency_ms=round(reply.latency_ms, 3),
+                data={"decision": str(reply.decision)},
+                **shared,
+            ),
+        )

@@ -5,12 +5,15 @@ from __future__ import annotations
 import html
 import re
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.core.turns import Turns, UserView
-from bot.core.types import Button, Reply
+from bot.core import buttons
+from bot.core.clock import Clock
+from bot.core.journal import Journal
+from bot.core.types import Button, Reply, UserView
 from content.library import Library, Milestone
-from storage import repository
+from storage import milestones as stored_milestones
+from storage.codebook import Decision, EventKind
+from storage.db import Database
+from storage.events import NewEvent, add_event
 
 # "sent 5 proposals", "aaj 3 proposal bheje", "۵ پروپوزل" — a number next to a word for proposals or bids.
 _EFFORT = re.compile(
@@ -42,9 +45,11 @@ def guess_milestone(text: str, milestones: list[Milestone]) -> Milestone | None:
 class Progress:
     """Milestones from content/milestones.yml; state in SQL (`milestone_done`), every change an event."""
 
-    def __init__(self, library: Library, turns: Turns) -> None:
+    def __init__(self, library: Library, db: Database, journal: Journal, clock: Clock) -> None:
         self.library = library
-        self.turns = turns
+        self.db = db
+        self.journal = journal
+        self.clock = clock
         self.by_id = {m.id: m for m in library.milestones}
 
     def recognises(self, text: str) -> bool:
@@ -52,14 +57,11 @@ class Progress:
         return proposals_count(text) is not None or guess_milestone(text, self.library.milestones) is not None
 
     async def done_ids(self, user: UserView) -> set[str]:
+        """The rungs this user has reached (raises StorageError: an outage must not look like an empty ladder)."""
         if user.id is None:
             return set()
-        user_id = user.id
-
-        async def read(session: AsyncSession) -> set[str]:
-            return set(await repository.milestones_done(session, user_id=user_id))
-
-        return await self.turns.write(read) or set()
+        async with self.db.read() as session:
+            return set(await stored_milestones.done(session, user_id=user.id))
 
     def next_step(self, done: set[str]) -> Milestone | None:
         """The first open rung above the highest one reached (someone with a first order needs no sign-up tips)."""
@@ -72,8 +74,15 @@ class Progress:
         """A progress report in words: record any effort count, then ask to confirm the rung before marking it."""
         lang = user.language
         count = proposals_count(text)
-        if count is not None:
-            await self.turns.event(user, "effort_reported", data={"metric": "proposals_sent", "count": count})
+        if count is not None and user.id is not None:
+            self.journal.record(
+                NewEvent(
+                    kind=EventKind.EFFORT_REPORTED,
+                    at=self.clock.now(),
+                    user_id=user.id,
+                    data={"metric": "proposals_sent", "count": count},
+                )
+            )
         milestone = guess_milestone(text, self.library.milestones)
         if milestone is None and count is not None:
             milestone = self.by_id.get("first_proposal_sent")
@@ -82,67 +91,66 @@ class Progress:
         if milestone is None:
             reply = self.checklist(done, lang)
             reply.text = prefix + self.library.text("progress_which", lang) + "\n\n" + reply.text
-            reply.decision = "progress_which"
+            reply.decision = Decision.PROGRESS_WHICH
             return reply
         if milestone.id in done:
             reply = self._next_step_reply(
                 done, lang, intro=self.library.text("milestone_already", lang, title=milestone.title[lang])
             )
             reply.text = prefix + reply.text
+            reply.decision = Decision.MILESTONE_ALREADY
             return reply
         title = html.escape(milestone.title[lang])
+        row = [
+            Button.of(self.library.text("button_yes_mark", lang), buttons.ConfirmMilestone(milestone.id)),
+            Button.of(self.library.text("button_not_yet", lang), buttons.DeclineMilestone(milestone.id)),
+        ]
         return Reply(
             text=prefix + self.library.text("milestone_confirm", lang, title=title),
-            buttons=[[
-                Button(self.library.text("button_yes_mark", lang), f"ms:yes:{milestone.id}"),
-                Button(self.library.text("button_not_yet", lang), f"ms:no:{milestone.id}"),
-            ]],
-            decision="milestone_confirm",
-        )  # fmt: skip
+            buttons=[row],
+            decision=Decision.MILESTONE_CONFIRM,
+        )
 
     async def confirm(self, user: UserView, milestone_id: str, *, source: str) -> Reply:
-        """Mark a rung done (idempotent), celebrate, and show the next step."""
+        """Mark a rung done (idempotent), celebrate, and show the next step. Raises StorageError if not saved."""
         lang = user.language
         milestone = self.by_id.get(milestone_id)
         if milestone is None or user.id is None:
-            return Reply(text=self.library.text("error", lang), decision="milestone_unknown")
-        user_id = user.id
-
-        async def mark(session: AsyncSession) -> bool:
-            newly = await repository.mark_milestone(session, user_id=user_id, milestone=milestone_id, source=source)
-            if newly:
-                await repository.record_event(
-                    session, user_id=user_id, kind="milestone_done", data={"milestone": milestone_id, "source": source}
-                )
-            return newly
-
-        newly = await self.turns.write(mark)
+            return Reply(text=self.library.text("button_expired", lang), decision=Decision.MILESTONE_UNKNOWN)
+        newly = await self._set(user.id, milestone_id, done=True, source=source)
         done = await self.done_ids(user)
         key = "milestone_celebrate" if newly else "milestone_already"
         reply = self._next_step_reply(done, lang, intro=self.library.text(key, lang, title=milestone.title[lang]))
-        reply.decision = "milestone_done" if newly else "milestone_already"
+        reply.decision = Decision.MILESTONE_DONE if newly else Decision.MILESTONE_ALREADY
         return reply
 
-    async def toggle(self, user: UserView, milestone_id: str) -> Reply:
-        """A tick or untick from the /progress checklist; the reply is the updated checklist."""
+    async def set_state(self, user: UserView, milestone_id: str, *, done: bool) -> Reply:
+        """A tick or untick from the /progress checklist; the reply is the updated checklist.
+
+        The button says which state it sets, so pressing it twice (or a replayed update) changes nothing.
+        """
         if milestone_id not in self.by_id or user.id is None:
-            return Reply(text=self.library.text("error", user.language), decision="milestone_unknown")
-        user_id = user.id
-
-        async def flip(session: AsyncSession) -> None:
-            if await repository.unmark_milestone(session, user_id=user_id, milestone=milestone_id):
-                kind = "milestone_undone"
-            else:
-                await repository.mark_milestone(session, user_id=user_id, milestone=milestone_id, source="button")
-                kind = "milestone_done"
-            await repository.record_event(
-                session, user_id=user_id, kind=kind, data={"milestone": milestone_id, "source": "button"}
-            )
-
-        await self.turns.write(flip)
+            return Reply(text=self.library.text("button_expired", user.language), decision=Decision.MILESTONE_UNKNOWN)
+        await self._set(user.id, milestone_id, done=done, source="button")
         reply = self.checklist(await self.done_ids(user), user.language)
-        reply.decision = "milestone_toggled"
+        reply.decision = Decision.MILESTONE_TOGGLED
         return reply
+
+    async def _set(self, user_id: int, milestone_id: str, *, done: bool, source: str) -> bool:
+        """Mark or unmark, with its event, in one transaction; True when the state changed."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            if done:
+                changed = await stored_milestones.mark(
+                    session, user_id=user_id, milestone=milestone_id, source=source, now=now
+                )
+            else:
+                changed = await stored_milestones.unmark(session, user_id=user_id, milestone=milestone_id)
+            if changed:
+                kind = EventKind.MILESTONE_DONE if done else EventKind.MILESTONE_UNDONE
+                data = {"milestone": milestone_id, "source": source}
+                await add_event(session, NewEvent(kind=kind, at=now, user_id=user_id, data=data))
+        return changed
 
     async def show(self, user: UserView) -> Reply:
         return self.checklist(await self.done_ids(user), user.language)
@@ -150,41 +158,33 @@ class Progress:
     async def what_next(self, user: UserView) -> Reply:
         """ "What should I do next?": the next rung and the article that helps with it."""
         done = await self.done_ids(user)
-        return self._next_step_reply(
-            done,
-            user.language,
-            intro=self.library.text(
-                "progress_count", user.language, done=len(done), total=len(self.library.milestones)
-            ),
-        )
+        total = len(self.library.milestones)
+        intro = self.library.text("progress_count", user.language, done=len(done), total=total)
+        return self._next_step_reply(done, user.language, intro=intro)
 
     def checklist(self, done: set[str], lang: str) -> Reply:
         next_step = self.next_step(done)
         lines = [self.library.text("progress_title", lang, done=len(done), total=len(self.library.milestones))]
-        buttons = []
+        rows = []
         for milestone in self.library.milestones:
-            mark = "✅" if milestone.id in done else ("👉" if milestone is next_step else "⬜")
+            reached = milestone.id in done
+            mark = "✅" if reached else ("👉" if milestone is next_step else "⬜")
             lines.append(f"{mark} {html.escape(milestone.title[lang])}")
-            buttons.append(
-                [
-                    Button(
-                        f"{'✅' if milestone.id in done else '⬜'} {milestone.title[lang]}"[:60],
-                        f"ms:tog:{milestone.id}",
-                    )
-                ]
-            )
+            label = f"{'✅' if reached else '⬜'} {milestone.title[lang]}"
+            rows.append([Button.of(label, buttons.SetMilestone(milestone.id, not reached))])
         lines.append("")
         lines.append(self.library.text("progress_hint", lang))
-        return Reply(text="\n".join(lines), buttons=buttons, intent="ask_progress", decision="progress")
+        return Reply(text="\n".join(lines), buttons=rows, intent="ask_progress", decision=Decision.PROGRESS)
 
     def _next_step_reply(self, done: set[str], lang: str, *, intro: str) -> Reply:
         next_step = self.next_step(done)
         if next_step is None:
-            return Reply(text=f"{intro}\n\n{self.library.text('progress_all_done', lang)}", decision="progress_next")
+            text = f"{intro}\n\n{self.library.text('progress_all_done', lang)}"
+            return Reply(text=text, decision=Decision.PROGRESS_NEXT, intent="ask_progress")
         text = f"{intro}\n\n{self.library.text('progress_next', lang, title=html.escape(next_step.title[lang]))}"
-        buttons = []
+        rows = []
         if next_step.article and next_step.article in self.library.articles:
             article = self.library.articles[next_step.article]
-            buttons.append([Button(f"📖 {article.title[lang]}"[:60], f"art:{article.id}")])
-        buttons.append([Button(self.library.text("button_progress", lang), "ms:show")])
-        return Reply(text=text, buttons=buttons, intent="ask_progress", decision="progress_next")
+            rows.append([Button.of(f"📖 {article.title[lang]}", buttons.OpenArticle(article.id))])
+        rows.append([Button.of(self.library.text("button_progress", lang), buttons.ShowProgress())])
+        return Reply(text=text, buttons=rows, intent="ask_progress", decision=Decision.PROGRESS_NEXT)

@@ -8,6 +8,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 
 from bot.core.conversation import Conversation
+from bot.core.text import clean_name
 from bot.core.types import Person
 from bot.runtime import Runtime
 
@@ -36,13 +37,13 @@ RahnumaApplication = Application[ExtBot[int], RahnumaContext, dict[Any, Any], di
 
 
 def person_of(update: Update) -> Person:
-    """The core's view of the sender; the name is raw and gets escaped where it is shown."""
+    """The core's view of the sender; the name is cleaned here and escaped where it is shown."""
     user = update.effective_user
     if user is None:
         raise ValueError("update without a sender")
     return Person(
         channel="telegram",
         external_id=str(user.id),
-        display_name=user.full_name,
+        display_name=clean_name(user.full_name),
         language_hint=user.language_code,
     )

@@ -1,23 +1,16 @@
-"""The onboarding ladder: progress told in words is confirmed before it is recorded; ticks are idempotent."""
+"""The onboarding ladder: progress told in words is confirmed before it is recorded; ticks say their state."""
 
 from __future__ import annotations
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.conversation import Conversation
 from bot.core.progress import guess_milestone, proposals_count
 from bot.core.types import Person
 from content.library import Library
-from storage import repository
+from storage.codebook import Decision
+from storage.db import Database
+from tests.helpers import button_data, events_of
 
 SANA = Person(channel="telegram", external_id="3003", display_name="Sana")
-
-
-async def kinds(sessions: async_sessionmaker[AsyncSession], kind: str) -> list:  # type: ignore[type-arg]
-    async with sessions() as session:
-        user = await repository.get_user(session, channel="telegram", external_id="3003")
-        assert user is not None
-        return list(await repository.list_events(session, user_id=user.id, kind=kind))
 
 
 def test_reports_in_three_languages_map_to_rungs(library: Library) -> None:
@@ -41,45 +34,55 @@ def test_proposal_counts_are_read_from_words_and_urdu_digits() -> None:
 
 
 async def test_report_asks_to_confirm_then_celebrates_and_shows_next_step(
-    conversation: Conversation, sessions: async_sessionmaker[AsyncSession], library: Library
+    conversation: Conversation, db: Database, library: Library
 ) -> None:
-    report = await conversation.progress.report(await conversation.turns.load_user(SANA), "pehla order mil gaya")
-    assert [b.data for b in report.buttons[0]] == ["ms:yes:first_job_won", "ms:no:first_job_won"]
-    assert await kinds(sessions, "milestone_done") == []
+    user = await conversation.users.load(SANA)
+    report = await conversation.progress.report(user, "pehla order mil gaya")
+    assert button_data(report) == ["ms:yes:first_job_won", "ms:no:first_job_won"]
+    assert list(await events_of(conversation, db, SANA, kind="milestone_done")) == []
     done = await conversation.press(SANA, "ms:yes:first_job_won")
-    assert done.decision == "milestone_done"
+    assert done.decision is Decision.MILESTONE_DONE
     assert "🎉" in done.text and "Next step" in done.text
-    assert library.milestones[7].id == "first_payment_received"
-    assert library.milestones[7].title["en"] in done.text  # the rung above, not sign-up tips
+    above = library.milestones[[m.id for m in library.milestones].index("first_job_won") + 1]
+    assert above.title["en"] in done.text  # the rung above, not sign-up tips
     again = await conversation.press(SANA, "ms:yes:first_job_won")  # an old button pressed twice
-    assert again.decision == "milestone_already"
-    assert len(await kinds(sessions, "milestone_done")) == 1
+    assert again.decision is Decision.MILESTONE_ALREADY
+    assert len(await events_of(conversation, db, SANA, kind="milestone_done")) == 1
 
 
-async def test_effort_is_recorded_with_its_count(
-    conversation: Conversation, sessions: async_sessionmaker[AsyncSession]
-) -> None:
-    user = await conversation.turns.load_user(SANA)
+async def test_effort_is_recorded_with_its_count(conversation: Conversation, db: Database) -> None:
+    user = await conversation.users.load(SANA)
     reply = await conversation.progress.report(user, "sent 5 proposals today")
     assert "5" in reply.text
-    [effort] = await kinds(sessions, "effort_reported")
+    [effort] = await events_of(conversation, db, SANA, kind="effort_reported")
     assert effort.data == {"metric": "proposals_sent", "count": 5}
 
 
-async def test_checklist_ticks_and_unticks(
-    conversation: Conversation, sessions: async_sessionmaker[AsyncSession]
+async def test_checklist_buttons_set_a_state_so_a_replayed_press_changes_nothing(
+    conversation: Conversation, db: Database, library: Library
 ) -> None:
+    total = len(library.milestones)
     checklist = await conversation.command(SANA, "progress")
-    assert "0/10" in checklist.text
-    ticked = await conversation.press(SANA, "ms:tog:chose_skill")
-    assert "1/10" in ticked.text and ticked.replace
-    unticked = await conversation.press(SANA, "ms:tog:chose_skill")
-    assert "0/10" in unticked.text
-    assert [e.kind for e in await kinds(sessions, "milestone_undone")] == ["milestone_undone"]
+    assert f"0/{total}" in checklist.text
+    assert "ms:set:chose_skill:1" in button_data(checklist)
+    ticked = await conversation.press(SANA, "ms:set:chose_skill:1")
+    assert f"1/{total}" in ticked.text and ticked.replace
+    assert "ms:set:chose_skill:0" in button_data(ticked)
+    replayed = await conversation.press(SANA, "ms:set:chose_skill:1")  # the same update delivered twice
+    assert f"1/{total}" in replayed.text
+    unticked = await conversation.press(SANA, "ms:set:chose_skill:0")
+    assert f"0/{total}" in unticked.text
+    assert len(await events_of(conversation, db, SANA, kind="milestone_done")) == 1
+    assert len(await events_of(conversation, db, SANA, kind="milestone_undone")) == 1
 
 
-async def test_what_next_points_to_the_article_for_the_next_rung(conversation: Conversation) -> None:
-    await conversation.press(SANA, "ms:tog:chose_skill")
-    reply = await conversation.progress.what_next(await conversation.turns.load_user(SANA))
-    assert any(b.data == "art:freelancing_first_steps" for row in reply.buttons for b in row)
-    assert "1 of 10" in reply.text
+async def test_an_old_toggle_button_shows_the_checklist_instead_of_guessing(conversation: Conversation) -> None:
+    reply = await conversation.press(SANA, "ms:tog:chose_skill")
+    assert reply.decision is Decision.PROGRESS and reply.replace
+
+
+async def test_what_next_points_to_the_article_for_the_next_rung(conversation: Conversation, library: Library) -> None:
+    await conversation.press(SANA, "ms:set:chose_skill:1")
+    reply = await conversation.progress.what_next(await conversation.users.load(SANA))
+    assert "art:freelancing_first_steps" in button_data(reply)
+    assert f"1 of {len(library.milestones)}" in reply.text

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import TEST_RASA_TOKEN
 from tests.e2e.harness import LOG_TAIL_LINES, BotUnderTest, Emulator, migrate_and_start_bot, stop_process, tail
 from tests.e2e.simulated_user import BotApiLog, TelegramUser
 
@@ -181,6 +182,7 @@ def bot_env(emulator: Emulator, e2e_rasa_url: str, e2e_dir: Path) -> dict[str, s
         TELEGRAM_API_URL=emulator.bot_api_url,
         DATABASE_URL=f"sqlite+aiosqlite:///{e2e_dir / 'e2e.db'}",
         RASA_URL=e2e_rasa_url,
+        RASA_TOKEN=TEST_RASA_TOKEN,
         RAHNUMA_WEBHOOK_URL="",  # polling
         RAHNUMA_LOG_LEVEL=os.environ.get("RAHNUMA_E2E_LOG_LEVEL", "INFO"),
         PYTHONUNBUFFERED="1",
@@ -249,14 +251,21 @@ _user_ids = itertools.count(710_000_001)
 def make_user(bot: BotUnderTest, emulator: Emulator, e2e_http: httpx.AsyncClient) -> Callable[..., TelegramUser]:
     """A factory of fresh private-chat users, each with an id no other test uses."""
 
-    def make(first_name: str = "Ayesha", language_code: str = "en") -> TelegramUser:
+    def make(
+        first_name: str = "Ayesha",
+        language_code: str = "en",
+        *,
+        user_id: int | None = None,
+        group: dict[str, Any] | None = None,
+    ) -> TelegramUser:
         return TelegramUser(
             e2e_http,
             client_url=emulator.client_url,
             bot_token=BOT_TOKEN,
-            user_id=next(_user_ids),
+            user_id=user_id if user_id is not None else next(_user_ids),
             first_name=first_name,
             language_code=language_code,
+            group=group,
         )
 
     return make

@@ -71,7 +71,8 @@ class NoReplyError(AssertionError):
 
 
 class TelegramUser:
-    """A private-chat user. Sends text, presses inline buttons, and waits for what the bot shows."""
+    """A user in a private chat with the bot (or, with `group`, a member writing in that group). Sends text,
+    presses inline buttons, and waits for what the bot shows in that chat."""
 
     def __init__(
         self,
@@ -83,12 +84,15 @@ class TelegramUser:
         first_name: str = "Ayesha",
         username: str | None = None,
         language_code: str = "en",
+        group: dict[str, Any] | None = None,
     ) -> None:
         self._http = http
+        self._group = group
         self._client_url = client_url.rstrip("/")
         self.bot_token = bot_token
         self.user_id = user_id
-        self.chat_id = user_id  # private chat: the chat id is the user's id
+        # private chat: the chat id is the user's id; in a group, the group's (negative) id
+        self.chat_id = int(group["id"]) if group else user_id
         self.first_name = first_name
         self.username = username or f"user{user_id}"
         self.language_code = language_code
@@ -108,6 +112,8 @@ class TelegramUser:
 
     @property
     def _chat(self) -> dict[str, Any]:
+        if self._group is not None:
+            return dict(self._group)
         return {
             "id": self.chat_id,
             "type": "private",
@@ -125,10 +131,16 @@ class TelegramUser:
             "text": text,
         }
         route = "/sendMessage"
+        entities = [
+            {"type": "mention", "offset": _utf16_offset(text, m.start()), "length": len(m.group(0))}
+            for m in re.finditer(r"(?<![\w@])@[A-Za-z0-9_]{5,32}", text)
+        ]
         command = re.match(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?", text)
         if command:
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command.group(0))}]
+            entities = [{"type": "bot_command", "offset": 0, "length": len(command.group(0))}]
             route = "/sendCommand"
+        if entities:
+            message["entities"] = entities
         await self._post(route, message)
 
     async def press(self, callback_data: str, message: BotMessage | None = None) -> None:
@@ -136,6 +148,10 @@ class TelegramUser:
         if message is None:
             message = await self._message_with_button(callback_data)
         message.button(callback_data)  # the button must be there
+        await self.press_forged(callback_data, message)
+
+    async def press_forged(self, callback_data: str, message: BotMessage) -> None:
+        """What a modified client can do: send callback data that no button on `message` carries."""
         original = message.raw
         pressed_on: dict[str, Any] = {
             "message_id": message.message_id,
@@ -278,6 +294,11 @@ class BotApiLog:
                     return call
             await asyncio.sleep(_POLL_INTERVAL)
         raise AssertionError(f"the bot made no matching {method} call within {within}s")
+
+
+def _utf16_offset(text: str, index: int) -> int:
+    """Telegram counts entity offsets in UTF-16 code units."""
+    return len(text[:index].encode("utf-16-le")) // 2
 
 
 def _seconds(value: float | int | str) -> int:

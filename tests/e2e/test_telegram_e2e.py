@@ -210,7 +210,89 @@ async def test_a_milestone_told_in_roman_urdu_is_confirmed_and_shows_on_the_chec
     assert "Next step" in celebration.plain_text
 
     await user.send_text("/progress")
-    checklist = await user.wait_for(lambda m: "ms:tog:first_job_won" in m.callback_data, what="the checklist")
-    assert "1/10" in checklist.plain_text
-    assert checklist.button("ms:tog:first_job_won").text.startswith("✅")
+    checklist = await user.wait_for(lambda m: "ms:set:first_job_won:0" in m.callback_data, what="the checklist")
+    assert "1/" in checklist.plain_text
+    assert checklist.button("ms:set:first_job_won:0").text.startswith("✅")  # pressing it would untick
+    await bot.assert_healthy_since(checkpoint)
+
+
+async def test_a_forged_button_changes_nothing_and_its_spinner_stops(
+    make_user: Callable[..., TelegramUser], bot: BotUnderTest, api_log: BotApiLog
+) -> None:
+    """A modified client sends `pf:set:timezone:Mars/Olympus` on a real message: refused, answered, nothing stored."""
+    checkpoint = await bot.checkpoint()
+    user = make_user(first_name="Mallory")
+    await _onboard_in_english(user)
+    await user.send_text("/privacy")
+    report = await user.wait_for(lambda m: "del:ask" in m.callback_data, what="the privacy report")
+
+    for forged in ("pf:set:timezone:Mars/Olympus", "pf:set:language:xx"):
+        await user.press_forged(forged, report)
+        await api_log.wait_for_call(
+            "answerCallbackQuery",
+            lambda call, forged=forged: (
+                call["callback_user_id"] == user.user_id
+                and call["status"] == 200
+                and "no longer active" in str((call["params"] or {}).get("text"))
+            ),
+        )
+    await user.send_text("/privacy")
+    again = await user.wait_for(
+        lambda m: "del:ask" in m.callback_data and m.message_id != report.message_id, what="a second privacy report"
+    )
+    assert "Mars" not in again.plain_text and "xx" not in again.plain_text
+    await user.send_text(FIVERR_QUESTION)  # and the user is not broken: answers still come in English
+    answer = await user.wait_for(lambda m: "fb:up:fiverr_withdrawal" in m.callback_data, what="the Fiverr answer")
+    assert "Fiverr" in answer.plain_text
+    await bot.assert_healthy_since(checkpoint)
+
+
+async def test_a_button_from_a_removed_feature_is_answered_not_left_spinning(
+    make_user: Callable[..., TelegramUser], bot: BotUnderTest, api_log: BotApiLog
+) -> None:
+    """An old button whose prefix the bot no longer knows gets an answerCallbackQuery with a kind notice."""
+    checkpoint = await bot.checkpoint()
+    user = make_user(first_name="Omar")
+    await _onboard_in_english(user)
+    await user.send_text("/help")
+    help_message = await user.next_reply()
+
+    await user.press_forged("quiz:answer:3", help_message)
+
+    ack = await api_log.wait_for_call(
+        "answerCallbackQuery",
+        lambda call: call["callback_user_id"] == user.user_id and "text" in (call["params"] or {}),
+    )
+    assert ack["status"] == 200 and "/help" in ack["params"]["text"]
+    await bot.assert_healthy_since(checkpoint)
+
+
+async def test_privacy_in_a_group_shows_nothing_personal_and_points_to_a_private_chat(
+    make_user: Callable[..., TelegramUser], bot: BotUnderTest
+) -> None:
+    """/privacy sent in a group: no name, no profile in the group, only a button that opens a private chat."""
+    checkpoint = await bot.checkpoint()
+    private = make_user(first_name="Saima")
+    await _onboard_in_english(private)
+    await private.send_text("/profile")
+    await private.next_changes(1)
+    await private.send_text("Bridal mehndi design")  # something personal that must never show in the group
+    await private.next_changes(1)
+    group = {"id": -1009876543210, "type": "supergroup", "title": "DigiSkills cohort 7"}
+    in_group = make_user(first_name="Saima", user_id=private.user_id, group=group)
+
+    await in_group.send_text("/privacy@RahnumaE2EBot")
+    reply = await in_group.next_reply()
+
+    assert "Saima" not in reply.plain_text and "mehndi" not in reply.plain_text.lower()
+    links = [button.url for button in reply.all_buttons if button.url]
+    assert links and links[0].startswith("https://t.me/RahnumaE2EBot?start=")
+    await in_group.send_text("/progress")
+    progress = await in_group.next_reply()
+    assert "✅" not in progress.plain_text and "⬜" not in progress.plain_text
+    await in_group.send_text("how do I withdraw my money from fiverr")  # not addressed: the bot stays quiet
+    await in_group.send_text("@RahnumaE2EBot how do I withdraw my money from fiverr")
+    answer = await in_group.next_reply()
+    assert "Fiverr" in answer.plain_text and "Saima" not in answer.plain_text
+    assert not answer.callback_data, "no personal buttons in a group"
     await bot.assert_healthy_since(checkpoint)

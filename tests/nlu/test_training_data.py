@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
+from bot.evaluation import load_examples
 from content.library import Library, normalise_question
 from nlu import rasa_process
 from nlu.build import DOMAIN_FILE, FAQ_FILE, annotate, render_domain, render_faq_data
-from nlu.evaluate import load_examples
-from nlu.fallback import load_intent_examples
+from nlu.examples import intent_examples as load_intent_examples
 
 
 def test_generated_files_match_the_content(library: Library) -> None:

@@ -1,35 +1,30 @@
-"""`rahnuma nlu eval`: what users would get on held-out questions (nlu/tests/test_nlu.yml), never trained on."""
+"""`rahnuma nlu eval`: what users would get on held-out questions (nlu/tests/test_nlu.yml), never trained on.
+
+It evaluates the bot's decisions (understand → decide, the same code a message goes through), not Rasa alone,
+which is why it lives in bot/ and not in nlu/.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
-
-from bot.core.conversation import Conversation
-from bot.core.turns import UserView
+from bot.core.answers import Answers
+from bot.core.types import UserView
 from bot.settings import PROJECT_ROOT, Settings
 from content.library import Library, load_library
 from nlu import rasa_process
 from nlu.client import RETRIEVAL_INTENT, RasaClient
-from storage.db import create_engine, create_session_factory
+from nlu.examples import TEST_FILE, Example, read_examples
+from nlu.lexical import LexicalSearch
+from nlu.pipeline import Understander
 
-TEST_FILE = Path(__file__).resolve().parent / "tests" / "test_nlu.yml"
 OUT_OF_SCOPE = {"out_of_scope", "nlu_fallback"}
-_ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
-
-
-@dataclass(frozen=True)
-class Example:
-    text: str
-    label: str  # an intent name, or faq/<article-id>
 
 
 @dataclass
@@ -48,16 +43,7 @@ class Figures:
 
 
 def load_examples(path: Path = TEST_FILE) -> list[Example]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    examples = []
-    for block in data.get("nlu", []):
-        if "intent" not in block:
-            continue
-        for line in str(block.get("examples", "")).splitlines():
-            text = line.strip()
-            if text.startswith("- "):
-                examples.append(Example(_ANNOTATION.sub(r"\1", text[2:].strip()), str(block["intent"])))
-    return examples
+    return read_examples(path)
 
 
 def expected_intent(label: str, library: Library) -> str:
@@ -79,9 +65,11 @@ def macro_f1(pairs: list[tuple[str, str]]) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
-async def evaluate(conversation: Conversation, examples: list[Example]) -> tuple[Figures, list[dict[str, object]]]:
+async def evaluate(
+    understander: Understander, answers: Answers, examples: list[Example]
+) -> tuple[Figures, list[dict[str, object]]]:
     """Run every example through the real understand → decide path; return the figures and the misses."""
-    library = conversation.library
+    library = answers.library
     viewer = UserView(id=None, language="en", language_chosen=True, display_name=None)
     started = time.perf_counter()
     pairs: list[tuple[str, str]] = []
@@ -89,9 +77,9 @@ async def evaluate(conversation: Conversation, examples: list[Example]) -> tuple
     top1 = answered = articles = 0
     misses: list[dict[str, object]] = []
     for example in examples:
-        understanding = await conversation.understand(example.text)
-        reply = conversation.decide(understanding, viewer)
-        candidates = conversation.steer_by_platform(understanding)
+        understanding = await understander.understand(example.text)
+        reply = answers.decide(understanding, viewer)
+        candidates = answers.steer_by_platform(understanding)
         if understanding.intent == RETRIEVAL_INTENT and candidates:
             predicted = library.articles[candidates[0].article_id].intent
         else:
@@ -112,7 +100,7 @@ async def evaluate(conversation: Conversation, examples: list[Example]) -> tuple
         if predicted != expected or wrong_article:
             misses.append(
                 {"text": example.text, "label": example.label, "predicted": predicted,
-                 "article": candidates[0].article_id if candidates else None, "decision": reply.decision}
+                 "article": candidates[0].article_id if candidates else None, "decision": str(reply.decision)}
             )  # fmt: skip
     oos = [(e, p) for e, p in pairs if e == "out_of_scope"]
     in_scope = [(e, p) for e, p in pairs if e != "out_of_scope"]
@@ -134,14 +122,11 @@ async def evaluate(conversation: Conversation, examples: list[Example]) -> tuple
 
 async def evaluate_against(rasa_url: str, *, library: Library | None = None) -> tuple[Figures, list[dict[str, object]]]:
     library = library or load_library()
-    engine = create_engine("sqlite+aiosqlite:///:memory:")
     rasa = RasaClient(rasa_url, timeout_seconds=30)
     try:
-        conversation = Conversation(library=library, sessions=create_session_factory(engine), rasa=rasa)
-        return await evaluate(conversation, load_examples())
+        return await evaluate(Understander(LexicalSearch(library), rasa), Answers(library), load_examples())
     finally:
         await rasa.aclose()
-        await engine.dispose()
 
 
 def cross_validate(rasa: Path, folds: int = 5) -> dict[str, float]:
@@ -164,15 +149,8 @@ def cross_validate(rasa: Path, folds: int = 5) -> dict[str, float]:
 
 
 def run_evaluation(settings: Settings, *, cross_validation: bool, as_json: bool) -> int:
-    url = f"http://127.0.0.1:{_free_port()}"
-    process = rasa_process.start_background(
-        settings.rasa_executable, url, log_file=PROJECT_ROOT / "data" / "rasa-eval.log"
-    )
-    try:
-        rasa_process.wait_until_healthy(url, process=process)
+    with rasa_process.serving(settings.rasa_executable, log_file=PROJECT_ROOT / "data" / "rasa-eval.log") as url:
         figures, misses = asyncio.run(evaluate_against(url))
-    finally:
-        rasa_process.stop(process)
     result: dict[str, object] = asdict(figures)
     if cross_validation:
         result.update(cross_validate(settings.rasa_executable))
@@ -187,11 +165,3 @@ def run_evaluation(settings: Settings, *, cross_validation: bool, as_json: bool)
         if isinstance(value, float) and key != "seconds":
             print(f"  {key:22} {value:.3f}")
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -6,31 +6,14 @@ import math
 import re
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
-
-import yaml
 
 from content.library import Library
 from nlu.entities import extract_entities
+from nlu.examples import intent_examples as load_intent_examples
 from nlu.understanding import ArticleCandidate, Understanding
 
 NGRAM = 3
 MIN_SCORE = 0.3
-CONVERSATION_DATA = Path(__file__).resolve().parent / "data" / "conversation.yml"
-_ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
-
-
-def load_intent_examples(path: Path = CONVERSATION_DATA) -> dict[str, list[str]]:
-    """The hand-written examples of the conversational intents (greet, report_progress...), entity marks removed."""
-    if not path.exists():
-        return {}
-    examples: dict[str, list[str]] = {}
-    for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu", []):
-        if "intent" in block:
-            lines = str(block.get("examples", "")).splitlines()
-            texts = [_ANNOTATION.sub(r"\1", line.strip()[2:]) for line in lines if line.strip().startswith("- ")]
-            examples.setdefault(str(block["intent"]), []).extend(texts)
-    return examples
 
 
 def _ngrams(text: str) -> Counter[str]:

@@ -1,0 +1,1 @@
+"""Everything that sends to Telegram: rendering replies, and (later) the outbox sender and dispatcher."""

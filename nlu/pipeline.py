@@ -1,0 +1,59 @@
+"""Understanding a message: Rasa first, blended with the lexical search; the lexical search alone when Rasa fails.
+
+Only intents the project trains can come out of here, so an intent name stored in the event log is always one of
+the known names (never a user's words).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from nlu.build import CONVERSATION_INTENTS
+from nlu.client import RETRIEVAL_INTENT, RasaClient, RasaUnavailable
+from nlu.lexical import LexicalSearch
+from nlu.understanding import ArticleCandidate, Understanding
+
+log = logging.getLogger(__name__)
+
+FALLBACK_INTENT = "nlu_fallback"
+KNOWN_INTENTS = frozenset({*CONVERSATION_INTENTS, RETRIEVAL_INTENT, FALLBACK_INTENT})
+
+
+class Understander:
+    def __init__(self, lexical: LexicalSearch, rasa: RasaClient | None, *, blend_weight: float = 0.5) -> None:
+        self.lexical = lexical
+        self.rasa = rasa
+        self.blend_weight = blend_weight
+
+    async def understand(self, text: str) -> Understanding:
+        """Rasa first; on any Rasa problem the lexical search answers and says why."""
+        if self.rasa is None:
+            return self.lexical.understand(text, reason="rasa not configured")
+        try:
+            understanding = await self.rasa.parse(text)
+        except RasaUnavailable as exc:
+            log.warning("Rasa unavailable, answering through the lexical search: %s", exc)
+            return self.lexical.understand(text, reason=str(exc)[:200])
+        if understanding.intent not in KNOWN_INTENTS:
+            log.warning("Rasa answered an intent this project does not train; treating it as a fallback")
+            understanding = dataclasses.replace(understanding, intent=FALLBACK_INTENT, confidence=0.0)
+        return self.blend_with_lexical(understanding, text) if self.blend_weight < 1 else understanding
+
+    def blend_with_lexical(self, understanding: Understanding, text: str) -> Understanding:
+        """Re-rank Rasa's article candidates with the lexical search: the two make different mistakes.
+
+        score = w * ResponseSelector confidence + (1 - w) * trigram cosine, over the union of both top lists.
+        """
+        weight = self.blend_weight
+        scores: dict[str, float] = {}
+        for candidate in understanding.articles:
+            scores[candidate.article_id] = weight * candidate.confidence
+        for candidate in self.lexical.rank(text, limit=12):
+            if not candidate.article_id.startswith("intent:"):
+                scores[candidate.article_id] = (
+                    scores.get(candidate.article_id, 0.0) + (1 - weight) * candidate.confidence
+                )
+        ranked = sorted(scores.items(), key=lambda item: -item[1])[:10]
+        articles = tuple(ArticleCandidate(article_id, round(score, 4)) for article_id, score in ranked)
+        return dataclasses.replace(understanding, articles=articles)

@@ -1,0 +1,101 @@
+"""The vocabulary of the event log: every event kind and reply decision, with what it means.
+
+docs/EVENTS.md (the researchers' codebook) is checked against these enums by a test, and the research export takes
+its descriptions from here, so code, docs and exports cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class _Described(StrEnum):
+    """A string enum whose members carry a one-line description: `NAME = "value", "what it means"`."""
+
+    description: str
+
+    def __new__(cls, value: str, description: str = "") -> _Described:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.description = description
+        return member
+
+
+class EventKind(_Described):
+    MESSAGE = "message", "a text message arrives (private chat)"
+    MESSAGE_STICKER = "message_sticker", "a sticker arrives"
+    MESSAGE_VOICE = "message_voice", "a voice note arrives"
+    MESSAGE_PHOTO = "message_photo", "a photo arrives"
+    MESSAGE_VIDEO = "message_video", "a video arrives"
+    MESSAGE_DOCUMENT = "message_document", "a file arrives"
+    MESSAGE_LOCATION = "message_location", "a location arrives"
+    MESSAGE_OTHER = "message_other", "any other non-text message"
+    COMMAND = "command", "a slash command; `text` is the command (never its arguments without consent)"
+    BUTTON = "button", "an inline button is pressed; `text` is its callback data"
+    BUTTON_REFUSED = "button_refused", "a button whose data the bot never sends (forged or from a removed feature)"
+    PROFILE_ANSWER = "profile_answer", "free text answering an open /profile question"
+    FEEDBACK = "feedback", "👍 or 👎 on an answer"
+    MILESTONE_DONE = "milestone_done", "a rung of the ladder is confirmed or ticked"
+    MILESTONE_UNDONE = "milestone_undone", "a rung is unticked"
+    EFFORT_REPORTED = "effort_reported", "the user says how many proposals they sent"
+    PROFILE_SET = "profile_set", "a profile field is saved (the value stays in `user`)"
+    PROFILE_SKIPPED = "profile_skipped", "a profile question is skipped"
+    CONSENT_GIVEN = "consent_given", "research consent is given"
+    CONSENT_WITHDRAWN = "consent_withdrawn", "research consent is withdrawn"
+    DATA_DELETED = "data_deleted", "/delete_me is confirmed (no user_id)"
+    REPLY = "reply", "the reply the bot decided on for a turn"
+    SEND_FAILED = "send_failed", "Telegram refused a reply (the user did not get it)"
+    UNANSWERED = "unanswered", "nothing close was found for a question"
+    GROUP_QUESTION = "group_question", "a question addressed to the bot in a group (never linked to a person)"
+    BOT_BLOCKED = "bot_blocked", "the user blocked the bot (or deleted the chat)"
+    BOT_UNBLOCKED = "bot_unblocked", "the user unblocked the bot"
+
+
+class Decision(_Described):
+    """What the bot decided to do with a turn (`data.decision` on `reply` events)."""
+
+    ANSWER = "answer", "answered with an article"
+    PICKED = "picked", "showed an article the user picked from buttons"
+    DID_YOU_MEAN = "did_you_mean", "offered up to three articles as buttons"
+    DONT_KNOW = "dont_know", "nothing close: said so honestly"
+    GREET = "greet", "small talk"
+    GOODBYE = "goodbye", "small talk"
+    THANKS = "thanks", "small talk"
+    HELP = "help", "/help or asked for help"
+    OUT_OF_SCOPE = "out_of_scope", "a question outside freelancing"
+    NOT_YET = "not_yet", "a feature that is not built yet"
+    EMPTY = "empty", "an empty message"
+    NON_TEXT = "non_text", "a sticker, voice note or file"
+    WELCOME = "welcome", "/start"
+    CHOOSE_LANGUAGE = "choose_language", "/language"
+    LANGUAGE_SET = "language_set", "a language button"
+    FEEDBACK = "feedback", "thanked for 👍/👎"
+    MILESTONE_CONFIRM = "milestone_confirm", "asked to confirm a reported rung"
+    MILESTONE_DONE = "milestone_done", "a rung was marked"
+    MILESTONE_ALREADY = "milestone_already", "the rung was already marked"
+    MILESTONE_DECLINED = "milestone_declined", "the user said not yet"
+    MILESTONE_TOGGLED = "milestone_toggled", "a rung was ticked or unticked on /progress"
+    MILESTONE_UNKNOWN = "milestone_unknown", "a button named a rung that does not exist"
+    PROGRESS = "progress", "/progress checklist"
+    PROGRESS_NEXT = "progress_next", "the next rung and its article"
+    PROGRESS_WHICH = "progress_which", "asked which rung a report was about"
+    PROFILE_SHOW = "profile_show", "/profile with a stored profile"
+    PROFILE_ASK = "profile_ask", "asked a profile question"
+    PROFILE_DONE = "profile_done", "the last profile question was answered"
+    PROFILE_CANCELLED = "profile_cancelled", "/cancel during the profile"
+    PROFILE_STALE = "profile_stale", "a message that arrived before the question it would answer (not taken)"
+    PROFILE_INVALID = "profile_invalid", "a profile answer that is not allowed (asked again)"
+    CONSENT_THANKS = "consent_thanks", "research consent given"
+    CONSENT_DECLINED = "consent_declined", "research consent declined or withdrawn"
+    PRIVACY_REPORT = "privacy_report", "/privacy"
+    PRIVACY_NOTHING = "privacy_nothing", "/privacy from someone with nothing stored"
+    DELETE_CONFIRM = "delete_confirm", "/delete_me asks to confirm"
+    DELETE_DONE = "delete_done", "data erased"
+    DELETE_NOTHING = "delete_nothing", "nothing to erase"
+    DELETE_CANCELLED = "delete_cancelled", "the user kept their data"
+    BUTTON_UNKNOWN = "button_unknown", "an old or forged button"
+    UNKNOWN_COMMAND = "unknown_command", "a command the bot does not know"
+    SAVE_FAILED = "save_failed", "a change could not be saved; the user was asked to try again"
+    STORAGE_UNAVAILABLE = "storage_unavailable", "the records could not be read; the user was asked to try again"
+    PRIVATE_ONLY = "private_only", "a personal command in a group: pointed to a private chat"
+    GROUP_HELP = "group_help", "/help in a group"
