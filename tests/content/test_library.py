@@ -91,7 +91,7 @@ def test_questions_without_a_figure_are_not_flagged(question: str) -> None:
 
 
 def test_a_figure_question_with_no_digit_in_a_body_is_an_error_naming_the_file(library: Library) -> None:
-    """"How much does Fiverr take?" must not get "Fiverr keeps a commission" in either language."""
+    """A question like "How much does Fiverr take?" must not get "Fiverr keeps a commission" in either language."""
     dodge = made_up(
         library,
         id="fee_dodge",
@@ -154,7 +154,7 @@ def test_money_articles_state_their_figures_in_both_languages(library: Library, 
 
 
 def test_menu_paths_in_urdu_point_forward(library: Library) -> None:
-    """"←" between Latin menu words displays reversed in Urdu text; paths use "→"."""
+    """Menu paths use "→": a "←" between Latin menu words displays reversed in Urdu text."""
     assert [a.id for a in library if "←" in a.body["ur"]] == []
 
 
