@@ -17,9 +17,20 @@ ARTICLES_DIR = CONTENT_DIR / "articles"
 TOPICS = ("getting_started", "onboarding", "bidding", "payments", "safety")
 Language = Literal["en", "ur"]
 LANGUAGES: tuple[Language, ...] = ("en", "ur")
-MAX_BODY_CHARS = 900
+MAX_BODY_CHARS = 1200
 MIN_QUESTIONS = 8
 STALE_AFTER_DAYS = 180
+
+# A question that asks for a figure (an amount, a count, a duration, a fee or a limit), in English, Roman Urdu
+# (as Pakistanis type it) or Urdu script. An article with such a question must state a figure in each body.
+ASKS_FOR_A_NUMBER = re.compile(
+    r"\bhow (?:much|many|long|soon)\b|\bwhat percent|\bpercentage\b|\bcommission\b|\blimits?\b|\bminimum\b|\bmaximum\b"
+    r"|\b(?:what|which)(?: is| are)?(?: the)? (?:fees?|charges)\b|\b(?:fees?|charges) (?:for|of|kya|kia|kitni|kitna)\b"
+    r"|\bkit(?:na|ni|ne|nay|ny|nai|nee)\b|\bketne\b|\bkab tak\b"
+    r"|کتنا|کتنی|کتنے|کمیشن|کم از کم|لمٹ|(?<!\w)حد(?!\w)",
+    re.IGNORECASE,
+)
+DIGIT = re.compile(r"[0-9۰-۹٠-٩]")
 
 
 class ContentError(ValueError):
@@ -198,6 +209,7 @@ def check_library(library: Library, *, today: dt.date | None = None) -> CheckRep
                 errors.append(
                     f"{where}: the {lang} body has {len(article.body[lang])} characters (max {MAX_BODY_CHARS})"
                 )
+        errors.extend(_missing_figures(article, where))
         if len(article.questions) < MIN_QUESTIONS:
             errors.append(f"{where}: {len(article.questions)} questions; at least {MIN_QUESTIONS} train the NLU")
         for question in article.questions:
@@ -220,6 +232,24 @@ def check_library(library: Library, *, today: dt.date | None = None) -> CheckRep
             if not entry.get(lang):
                 errors.append(f"ui.yml: {key}.{lang} is missing")
     return CheckReport(errors=errors, warnings=warnings)
+
+
+def asks_for_a_number(question: str) -> bool:
+    """True for "how much does fiverr take", "kitne din lagte hain", "فیس کتنی ہے"…"""
+    return ASKS_FOR_A_NUMBER.search(question) is not None
+
+
+def _missing_figures(article: Article, where: str) -> list[str]:
+    """Errors for each body without a digit when the article's own questions ask for a number."""
+    asking = [q for q in article.questions if asks_for_a_number(q)]
+    if not asking:
+        return []
+    return [
+        f"{where}: questions ask for a number (e.g. {asking[0]!r}) but the {lang} body has no digit; "
+        "give the sourced figure with its date"
+        for lang in LANGUAGES
+        if article.body.get(lang) and not DIGIT.search(article.body[lang])
+    ]
 
 
 def normalise_question(text: str) -> str:
