@@ -29,12 +29,16 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     Defaults,
+    ExtBot,
     MessageHandler,
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot.core.commands import COMMANDS, user_commands
+from bot.delivery.pacing import Pacer
+from bot.delivery.sender import TelegramSender
 from bot.handlers import groups, membership, private, webhook
 from bot.handlers.context import BotData, RahnumaApplication, RahnumaContext
 from bot.handlers.errors import on_error
@@ -52,7 +56,9 @@ def file_url_for(api_url: str) -> str:
     return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
 
 
-def build_application(settings: Settings, *, webhook_mode: bool = False) -> RahnumaApplication:
+def build_application(
+    settings: Settings, *, webhook_mode: bool = False, with_dispatcher: bool = True
+) -> RahnumaApplication:
     if settings.telegram_bot_token is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     api_url = str(settings.telegram_api_url).rstrip("/")
@@ -65,7 +71,8 @@ def build_application(settings: Settings, *, webhook_mode: bool = False) -> Rahn
         .context_types(ContextTypes(context=RahnumaContext, bot_data=BotData))
         .rate_limiter(AIORateLimiter(max_retries=2))
         .concurrent_updates(True)
-        .post_init(_open_runtime_factory(settings))
+        .post_init(_open_runtime_factory(settings, with_dispatcher=with_dispatcher))
+        .post_stop(_release_claims)
         .post_shutdown(_close_runtime)
     )
     if webhook_mode:
@@ -141,11 +148,27 @@ def command_menus(library_text) -> list[tuple[list[BotCommand], object, str | No
     return menus
 
 
-def _open_runtime_factory(settings: Settings):  # type: ignore[no-untyped-def]
+def bulk_bot(settings: Settings) -> ExtBot[None]:
+    """A second bot object for the outbox: its own connection pool and no AIORateLimiter, so a flood limit hit by a
+    broadcast (RetryAfter) pauses only bulk sending, never the live replies of the application's bot."""
+    assert settings.telegram_bot_token is not None
+    api_url = str(settings.telegram_api_url).rstrip("/")
+    return ExtBot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=api_url,
+        base_file_url=file_url_for(api_url),
+        defaults=Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)),
+        request=HTTPXRequest(connection_pool_size=32, read_timeout=15, write_timeout=15),
+    )
+
+
+def _open_runtime_factory(settings: Settings, *, with_dispatcher: bool):  # type: ignore[no-untyped-def]
     async def open_runtime_for(application: RahnumaApplication) -> None:
         runtime = await open_runtime(settings)
         application.bot_data.runtime = runtime
         runtime.conversation.bot_username = application.bot.username
+        if with_dispatcher:
+            await _start_dispatcher(application, settings)
         problem = await runtime.rasa_status()
         if problem:
             log.warning(problem)
@@ -159,24 +182,62 @@ def _open_runtime_factory(settings: Settings):  # type: ignore[no-untyped-def]
     return open_runtime_for
 
 
+async def _start_dispatcher(application: RahnumaApplication, settings: Settings) -> None:
+    """The outbox dispatcher as ONE repeating job; the due times live in SQL, not in the job queue."""
+    runtime = application.bot_data.runtime
+    assert runtime is not None and application.job_queue is not None
+    bot = bulk_bot(settings)
+    await bot.initialize()
+    pacer = Pacer(settings.send_rate)
+    dispatcher = runtime.dispatcher(TelegramSender(bot, pacer))
+    application.bot_data.pacer = pacer
+    application.bot_data.dispatcher = dispatcher
+    application.bot_data.bulk_bot = bot
+
+    async def dispatch(context: RahnumaContext) -> None:
+        await dispatcher.tick(budget=settings.dispatch_interval)
+
+    application.job_queue.run_repeating(
+        dispatch,
+        interval=settings.dispatch_interval,
+        first=settings.dispatch_interval,
+        name="outbox-dispatcher",
+        # A late tick runs once (coalesced), however late, instead of being skipped; never two at once.
+        job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+    )
+    log.info("Outbox dispatcher %s: %.0f messages/s at most", dispatcher.worker, settings.send_rate)
+
+
+async def _release_claims(application: RahnumaApplication) -> None:
+    """Stopping: rows this process claimed but had not started sending go back to the queue at once."""
+    if application.bot_data.dispatcher is not None:
+        released = await application.bot_data.dispatcher.release()
+        if released:
+            log.info("Released %d claimed outbox rows", released)
+
+
 async def _close_runtime(application: RahnumaApplication) -> None:
+    if application.bot_data.bulk_bot is not None:
+        await application.bot_data.bulk_bot.shutdown()
+        application.bot_data.bulk_bot = None
     runtime = application.bot_data.runtime
     if runtime is not None:
         await runtime.aclose()
         application.bot_data.runtime = None
 
 
-def run_telegram(settings: Settings, *, set_webhook: bool = True) -> None:
+def run_telegram(settings: Settings, *, set_webhook: bool = True, with_dispatcher: bool = True) -> None:
     """Polling by default; our own webhook server when RAHNUMA_WEBHOOK_URL is set."""
     if settings.webhook_url is None:
-        build_application(settings).run_polling(allowed_updates=Update.ALL_TYPES)
+        application = build_application(settings, with_dispatcher=with_dispatcher)
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
         return
-    asyncio.run(_run_webhook(settings, set_webhook=set_webhook))
+    asyncio.run(_run_webhook(settings, set_webhook=set_webhook, with_dispatcher=with_dispatcher))
 
 
-async def _run_webhook(settings: Settings, *, set_webhook: bool) -> None:
+async def _run_webhook(settings: Settings, *, set_webhook: bool, with_dispatcher: bool) -> None:
     assert settings.webhook_url is not None and settings.webhook_secret is not None
-    application = build_application(settings, webhook_mode=True)
+    application = build_application(settings, webhook_mode=True, with_dispatcher=with_dispatcher)
     secret = settings.webhook_secret.get_secret_value()
     url = str(settings.webhook_url)
     stop = asyncio.Event()
@@ -201,6 +262,7 @@ async def _run_webhook(settings: Settings, *, set_webhook: bool) -> None:
     finally:
         with contextlib.suppress(RuntimeError):
             await application.stop()
+        await _release_claims(application)
         await application.shutdown()
         if application.post_shutdown:
             await application.post_shutdown(application)

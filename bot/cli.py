@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Coroutine
@@ -25,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="run the Telegram bot (polling, or a webhook when RAHNUMA_WEBHOOK_URL is set)"
     )
     run.add_argument(
+        "--no-dispatcher",
+        action="store_true",
+        help="do not run the outbox dispatcher in this process (extra webhook workers)",
+    )
+    run.add_argument(
         "--no-set-webhook",
         action="store_true",
         help="do not call setWebhook at start (extra webhook workers; one worker or a deploy step sets it)",
@@ -38,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("text", nargs="+", help="the message")
     start = commands.add_parser("start", help="what `make run` does: serve Rasa, wait for it, then run or chat")
     start.add_argument("--chat", action="store_true", help="chat in the terminal even when a token is set")
+
+    dispatch = commands.add_parser("dispatch", help="the outbox: plan what is due and send it")
+    dispatch.add_argument("--once", action="store_true", required=True, help="one planning + sending pass, then exit")
+    dispatch.add_argument("--at", type=_aware_time, help="decide as if it were this time (ISO-8601); sends now")
+    nudges = commands.add_parser("nudges", help="nudge planning").add_subparsers(dest="nudges_command", required=True)
+    preview = nudges.add_parser("preview", help="what would be enqueued at a time and why; sends nothing")
+    preview.add_argument("--at", type=_aware_time, help="the time (ISO-8601; default now)")
+    preview.add_argument("--user", help="only this Telegram user id")
+    outbox = commands.add_parser("outbox", help="the outbox").add_subparsers(dest="outbox_command", required=True)
+    outbox.add_parser("stats", help="counts by kind and status, oldest pending, send rate")
 
     db = commands.add_parser("db", help="database migrations").add_subparsers(dest="db_command", required=True)
     upgrade = db.add_parser("upgrade", help="apply migrations (alembic upgrade)")
@@ -69,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.secrets())
     handler = {
         "run": _run, "chat": _chat, "ask": _ask, "start": _start, "db": _db, "nlu": _nlu, "content": _content,
+        "dispatch": _dispatch, "nudges": _nudges, "outbox": _outbox,
     }[args.command]  # fmt: skip
     try:
         return handler(args, settings)
@@ -89,8 +106,49 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import run_telegram
 
     _migrate_quietly(settings)
-    run_telegram(settings, set_webhook=not getattr(args, "no_set_webhook", False))
+    run_telegram(
+        settings,
+        set_webhook=not getattr(args, "no_set_webhook", False),
+        with_dispatcher=not getattr(args, "no_dispatcher", False),
+    )
     return 0
+
+
+def _aware_time(text: str) -> dt.datetime:
+    """An ISO-8601 time; without an offset it is read as UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r} (e.g. 2026-12-04T11:00+05:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.clock import FrozenClock, SystemClock
+    from bot.delivery.operations import dispatch_once
+
+    if settings.telegram_bot_token is None:
+        print("TELEGRAM_BOT_TOKEN is not set: dispatching sends through Telegram and needs it.", file=sys.stderr)
+        return 2
+    clock = FrozenClock(args.at) if args.at else SystemClock()
+    return _with_runtime(
+        settings, lambda runtime: dispatch_once(runtime, clock=clock, pinned=args.at is not None), clock=clock
+    )
+
+
+def _nudges(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.clock import SystemClock
+    from bot.delivery.operations import preview_nudges
+
+    at = args.at or SystemClock().now()
+    return _with_runtime(settings, lambda runtime: preview_nudges(runtime, at=at, telegram_id=args.user))
+
+
+def _outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.clock import SystemClock
+    from bot.delivery.operations import outbox_stats
+
+    return _with_runtime(settings, lambda runtime: outbox_stats(runtime, now=SystemClock().now()))
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -116,13 +174,13 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(original).__name__}: {original}".splitlines()[0][:200]
 
 
-def _with_runtime(settings: Settings, body: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+def _with_runtime(settings: Settings, body: Callable[[Any], Coroutine[Any, Any, int]], *, clock: Any = None) -> int:
     from bot.runtime import open_runtime
 
     _migrate_quietly(settings)
 
     async def go() -> int:
-        runtime = await open_runtime(settings)
+        runtime = await open_runtime(settings, clock=clock)
         try:
             return await body(runtime)
         finally:
@@ -255,7 +313,8 @@ def _content(args: argparse.Namespace, settings: Settings) -> int:
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
     print(
-        f"{len(library.articles)} articles, {len(library.milestones)} milestones, {len(library.tips)} tips: "
+        f"{len(library.articles)} articles, {len(library.milestones)} milestones, {len(library.tips)} tips, "
+        f"{len(library.nudges.rules)} nudge rules: "
         f"{len(report.errors)} errors, {len(report.warnings)} warnings"
     )
     return 0 if report.ok else 1

@@ -9,10 +9,12 @@ from bot.core.answers import Answers
 from bot.core.clock import Clock, SystemClock
 from bot.core.conversation import Conversation
 from bot.core.journal import Journal
+from bot.core.nudges import NudgePlanner, Nudges, NudgeSettings
 from bot.core.privacy import Privacy
 from bot.core.profile import Profile
 from bot.core.progress import Progress
 from bot.core.users import Users
+from bot.delivery.dispatcher import Dispatcher, Sender
 from bot.settings import Settings
 from content.library import Library, load_library
 from nlu.client import RasaClient, RasaUnavailable
@@ -34,16 +36,18 @@ def build_conversation(
     default_timezone: str = "Asia/Karachi",
 ) -> Conversation:
     """The core with its collaborators; tests build it the same way, with their own database and clock."""
+    answers = Answers(library)
     return Conversation(
         library=library,
         users=Users(db, journal, clock),
         journal=journal,
         clock=clock,
         understander=Understander(lexical or LexicalSearch(library), rasa),
-        answers=Answers(library),
+        answers=answers,
         progress=Progress(library, db, journal, clock),
         profile=Profile(library, db, clock, default_timezone=default_timezone),
         privacy=Privacy(library, db, clock),
+        nudges=Nudges(library, db, clock, journal, answers),
     )
 
 
@@ -56,6 +60,21 @@ class Runtime:
     clock: Clock
     rasa: RasaClient
     conversation: Conversation
+    planners: list[NudgePlanner]
+
+    def dispatcher(self, sender: Sender, *, clock: Clock | None = None) -> Dispatcher:
+        """The outbox dispatcher over this runtime's database and planners, sending through `sender`."""
+        settings = self.settings
+        return Dispatcher(
+            db=self.db,
+            clock=clock or self.clock,
+            sender=sender,
+            planners=self.planners,
+            quiet_hours=settings.quiet,
+            default_timezone=settings.timezone_name,
+            worker=settings.worker_id,
+            batch_size=max(5, round(settings.send_rate * settings.dispatch_interval / 2)),
+        )
 
     async def aclose(self) -> None:
         await self.journal.aclose()
@@ -91,6 +110,14 @@ async def open_runtime(settings: Settings, *, library: Library | None = None, cl
     conversation = build_conversation(
         library=library, db=db, journal=journal, clock=clock, rasa=rasa, default_timezone=settings.timezone_name
     )
+    nudge_settings = NudgeSettings(daily_cap=settings.nudge_daily_cap, weekly_cap=settings.nudge_weekly_cap)
     return Runtime(
-        settings=settings, library=library, db=db, journal=journal, clock=clock, rasa=rasa, conversation=conversation
+        settings=settings,
+        library=library,
+        db=db,
+        journal=journal,
+        clock=clock,
+        rasa=rasa,
+        conversation=conversation,
+        planners=[NudgePlanner(library, db, clock, nudge_settings)],
     )

@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.core.quiet_hours import QuietHours, Span
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUPPORTED_DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -41,6 +43,14 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8443, gt=0, lt=65536, alias="RAHNUMA_WEBHOOK_PORT")
     rasa_venv: Path = Field(default=PROJECT_ROOT / ".venv-rasa", alias="RASA_VENV")
     log_level: str = Field(default="INFO", alias="RAHNUMA_LOG_LEVEL")
+    # The outbox and its dispatcher (docs/OUTBOX.md)
+    send_rate: float = Field(default=25.0, gt=0, le=1000, alias="RAHNUMA_SEND_RATE")
+    dispatch_interval: float = Field(default=1.0, gt=0, le=60, alias="RAHNUMA_DISPATCH_INTERVAL")
+    quiet_hours: str = Field(default="22:00-09:00", alias="RAHNUMA_QUIET_HOURS")
+    friday_quiet_hours: str = Field(default="12:30-14:30", alias="RAHNUMA_FRIDAY_QUIET_HOURS")
+    nudge_daily_cap: int = Field(default=1, ge=0, le=10, alias="RAHNUMA_NUDGE_DAILY_CAP")
+    nudge_weekly_cap: int = Field(default=3, ge=0, le=50, alias="RAHNUMA_NUDGE_WEEKLY_CAP")
+    worker_id: str | None = Field(default=None, max_length=64, alias="RAHNUMA_WORKER_ID")
 
     @field_validator("telegram_bot_token", "rasa_token", "webhook_secret", "webhook_url", mode="before")
     @classmethod
@@ -94,6 +104,19 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; example: Asia/Karachi") from exc
         return value
 
+    @field_validator("quiet_hours")
+    @classmethod
+    def _daily_span(cls, value: str) -> str:
+        Span.parse(value)
+        return value
+
+    @field_validator("friday_quiet_hours")
+    @classmethod
+    def _optional_span(cls, value: str) -> str:
+        if value.strip():
+            Span.parse(value)
+        return value.strip()
+
     @field_validator("log_level")
     @classmethod
     def _known_log_level(cls, value: str) -> str:
@@ -104,6 +127,11 @@ class Settings(BaseSettings):
     @cached_property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone_name)
+
+    @property
+    def quiet(self) -> QuietHours:
+        friday = Span.parse(self.friday_quiet_hours) if self.friday_quiet_hours else None
+        return QuietHours(night=Span.parse(self.quiet_hours), friday_prayer=friday)
 
     @property
     def rasa_executable(self) -> Path:

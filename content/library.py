@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import yaml
 
+from content.nudges import NudgeBook, check_nudges, load_nudges
+
 CONTENT_DIR = Path(__file__).resolve().parent
 ARTICLES_DIR = CONTENT_DIR / "articles"
 TOPICS = ("getting_started", "onboarding", "bidding", "payments", "safety")
@@ -83,6 +85,7 @@ class Library:
     ui: dict[str, dict[str, str]]
     milestones: list[Milestone] = field(default_factory=list)
     tips: list[Tip] = field(default_factory=list)
+    nudges: NudgeBook = field(default_factory=NudgeBook)
 
     def __iter__(self) -> Iterator[Article]:
         return iter(self.articles.values())
@@ -173,7 +176,8 @@ def load_library(directory: Path = CONTENT_DIR) -> Library:
         Tip(id=t["id"], milestone=t.get("milestone"), text=t["text"])
         for t in (_load_yaml(directory / "tips.yml") or {}).get("tips", [])
     ]
-    return Library(articles=articles, ui=ui, milestones=milestones, tips=tips)
+    nudges = load_nudges(directory / "nudges.yml")
+    return Library(articles=articles, ui=ui, milestones=milestones, tips=tips, nudges=nudges)
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,9 @@ def check_library(library: Library, *, today: dt.date | None = None) -> CheckRep
         for lang in LANGUAGES:
             if not entry.get(lang):
                 errors.append(f"ui.yml: {key}.{lang} is missing")
+    errors.extend(
+        check_nudges(library.nudges, articles=set(library.articles), milestones={m.id for m in library.milestones})
+    )
     return CheckReport(errors=errors, warnings=warnings)
 
 

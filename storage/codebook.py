@@ -49,6 +49,25 @@ class EventKind(_Described):
     GROUP_QUESTION = "group_question", "a question addressed to the bot in a group (never linked to a person)"
     BOT_BLOCKED = "bot_blocked", "the user blocked the bot (or deleted the chat)"
     BOT_UNBLOCKED = "bot_unblocked", "the user unblocked the bot"
+    NUDGE_PLANNED = "nudge_planned", "a nudge was put in the outbox (or a control-arm placeholder)"
+    NUDGE_SENT = "nudge_sent", "Telegram accepted a nudge"
+    NUDGE_WITHHELD = "nudge_withheld", "a control-arm nudge reached the time it would have been sent; nothing sent"
+    NUDGE_OPENED = "nudge_opened", "a button on a nudge was pressed"
+    NUDGE_RESPONDED = "nudge_responded", "the user wrote within 48 h after a nudge was sent"
+    EXPERIMENT_ASSIGNED = "experiment_assigned", "a user was assigned an arm of a nudge experiment"
+    NUDGE_PACE_SET = "nudge_pace_set", "/nudges: the pace was changed"
+    PROACTIVE_STOPPED = "proactive_stopped", "/stop: no proactive message of any kind until /resume"
+    PROACTIVE_RESUMED = "proactive_resumed", "/resume"
+
+
+# What counts as the user talking to the bot (a nudge answered, last-seen).
+INBOUND_KINDS = frozenset(
+    {
+        EventKind.MESSAGE, EventKind.COMMAND, EventKind.BUTTON, EventKind.PROFILE_ANSWER, EventKind.MESSAGE_STICKER,
+        EventKind.MESSAGE_VOICE, EventKind.MESSAGE_PHOTO, EventKind.MESSAGE_VIDEO, EventKind.MESSAGE_DOCUMENT,
+        EventKind.MESSAGE_LOCATION, EventKind.MESSAGE_OTHER,
+    }
+)  # fmt: skip
 
 
 class Decision(_Described):
@@ -99,3 +118,9 @@ class Decision(_Described):
     STORAGE_UNAVAILABLE = "storage_unavailable", "the records could not be read; the user was asked to try again"
     PRIVATE_ONLY = "private_only", "a personal command in a group: pointed to a private chat"
     GROUP_HELP = "group_help", "/help in a group"
+    NUDGE_SETTINGS = "nudge_settings", "/nudges"
+    NUDGE_PACE_SET = "nudge_pace_set", "a pace button on /nudges"
+    PROACTIVE_STOPPED = "proactive_stopped", "/stop or asked to stop messages"
+    PROACTIVE_RESUMED = "proactive_resumed", "/resume or asked to resume messages"
+    NUDGE_WHY = "nudge_why", "explained why a nudge came"
+    EFFORT_NOTED = "effort_noted", "an effort count from a nudge's buttons"

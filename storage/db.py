@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+Session = AsyncSession  # what units of work hand out; callers outside storage/ type with this name
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 READ_ONLY = "rahnuma_read_only"  # execution option: a transaction that never writes (no SQLite write lock)
 

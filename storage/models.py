@@ -9,7 +9,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, MetaData, String, Text, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storage.types import UtcDateTime
@@ -64,13 +77,20 @@ class User(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     # Set when Telegram says the user blocked the bot (a 403, or a my_chat_member update); cleared when they return.
     blocked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # /stop: no proactive message of any kind (nudges, broadcasts, digests) until /resume.
+    proactive_stopped_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # /nudges: "daily" (up to the caps), "weekly" (one a week at most) or "off".
+    nudge_pace: Mapped[str] = mapped_column(String(8), default="daily", server_default="daily")
 
 
 class MilestoneDone(Base):
     """The current state of the ladder: one row per milestone a user has marked done (history is in `event`)."""
 
     __tablename__ = "milestone_done"
-    __table_args__ = (Index("ix_milestone_done_milestone_done_at", "milestone", "done_at"),)
+    __table_args__ = (
+        Index("ix_milestone_done_milestone_done_at", "milestone", "done_at"),
+        Index("ix_milestone_done_done_at", "done_at"),
+    )
 
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
     milestone: Mapped[str] = mapped_column(String(48), primary_key=True)
@@ -100,3 +120,71 @@ class Event(Base):
     nlu_source: Mapped[str | None] = mapped_column(String(16))
     latency_ms: Mapped[float | None] = mapped_column(Float)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class OutboxMessage(Base):
+    """One message Rahnuma sends on its own (nudge, broadcast, relay, introduction, digest, system notice).
+
+    The table is the schedule: planners insert rows (the dedupe key makes planning twice enqueue once), the
+    dispatcher claims due rows with a lease, sends them and records the outcome. Nothing lives only in memory.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        Index("uq_outbox_message_dedupe_key", "dedupe_key", unique=True),
+        Index("ix_outbox_message_due", "status", "priority", "not_before"),
+        Index("ix_outbox_message_user_id_status", "user_id", "status"),
+        Index("ix_outbox_message_campaign_status", "campaign", "status"),
+        Index("ix_outbox_message_claimed_until", "claimed_until", postgresql_where=text("status = 'claimed'")),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("user.id", ondelete="SET NULL"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    # Rendered in the recipient's language: {"text": html, "buttons": [[{"label", "data" | "url"}]]}.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    not_before: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Held while the recipient's local time is in quiet hours (nudges, broadcasts); never for relays and replies.
+    quiet_hours: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Set right before the send: a crash after it means the message may have gone (see docs/OUTBOX.md).
+    sending_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    # What it belongs to, for reports: "nudge:<rule>", "broadcast:<id>", "handoff:<id>"...
+    campaign: Mapped[str | None] = mapped_column(String(64))
+    # Kind-specific facts researchers need (rule, experiment, arm...).
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # First message from the user after a nudge was sent (within 48 h): the nudge's measured effect.
+    responded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class PlannerCursor(Base):
+    """How far each planner has looked: the next pass plans only what became due since, so a pass costs what is
+    due, not how many users there are."""
+
+    __tablename__ = "planner_cursor"
+
+    name: Mapped[str] = mapped_column(String(48), primary_key=True)
+    planned_until: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class ExperimentAssignment(Base):
+    """Which arm of a nudge experiment each user is in (a stable hash decides; the row records it once)."""
+
+    __tablename__ = "experiment_assignment"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    experiment: Mapped[str] = mapped_column(String(48), primary_key=True)
+    arm: Mapped[str] = mapped_column(String(32))
+    assigned_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Event, MilestoneDone, User
+from storage.outbox import erase_for_user as erase_outbox_for_user
 
 PROFILE_FIELDS = ("skill", "platforms", "city", "language", "timezone")
 
@@ -150,6 +151,27 @@ async def set_blocked(session: AsyncSession, *, user_id: int, blocked_at: dt.dat
     return _changed(result)
 
 
+async def set_nudge_pace(session: AsyncSession, *, user_id: int, pace: str) -> bool:
+    """daily, weekly or off; True when it changed."""
+    if pace not in ("daily", "weekly", "off"):
+        raise ValueError(f"unknown nudge pace {pace!r}")
+    result = await session.execute(
+        update(User).where(User.id == user_id, User.nudge_pace != pace).values(nudge_pace=pace)
+    )
+    return _changed(result)
+
+
+async def set_proactive_stopped(session: AsyncSession, *, user_id: int, stopped_at: dt.datetime | None) -> bool:
+    """/stop (a time) or /resume (None); True when it changed."""
+    condition = (
+        User.proactive_stopped_at.is_(None) if stopped_at is not None else User.proactive_stopped_at.is_not(None)
+    )
+    result = await session.execute(
+        update(User).where(User.id == user_id, condition).values(proactive_stopped_at=stopped_at)
+    )
+    return _changed(result)
+
+
 async def existing_ids(session: AsyncSession, *, user_ids: Iterable[int]) -> set[int]:
     wanted = set(user_ids)
     if not wanted:
@@ -172,6 +194,7 @@ async def delete_user_data(session: AsyncSession, *, user_id: int) -> int:
     foreign key and is retried by the journal without the user.
     """
     await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    await erase_outbox_for_user(session, user_id=user_id)
     result = await session.execute(update(Event).where(Event.user_id == user_id).values(text=None, user_id=None))
     await session.execute(delete(MilestoneDone).where(MilestoneDone.user_id == user_id))
     await session.execute(delete(User).where(User.id == user_id))

@@ -230,3 +230,29 @@ class Consent(ButtonAction):
 @dataclass(frozen=True)
 class Erase(ButtonAction):
     step: Literal["ask", "yes", "no"]
+
+
+@button("nd")
+@dataclass(frozen=True)
+class NudgeTap(ButtonAction):
+    """A button on a nudge: why it came, an article it offers, or an effort count. Records that it was opened."""
+
+    rule: str
+    verb: Literal["why", "art", "eff"]
+    arg: str | None = None
+
+
+@button("np")
+@dataclass(frozen=True)
+class NudgePace(ButtonAction):
+    """/nudges: how often nudges may come ("show" opens the settings)."""
+
+    pace: Literal["daily", "weekly", "off", "show"]
+
+
+@button("px")
+@dataclass(frozen=True)
+class Proactive(ButtonAction):
+    """/stop and /resume as buttons: every proactive message, not only nudges."""
+
+    action: Literal["stop", "resume"]

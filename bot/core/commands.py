@@ -28,6 +28,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("progress"),
     Command("profile"),
     Command("cancel", menu=False),
+    Command("nudges"),
+    Command("stop"),
+    Command("resume"),
     Command("privacy"),
     Command("delete_me"),
 )

@@ -21,6 +21,7 @@ from bot.core.answers import Answers
 from bot.core.clock import Clock
 from bot.core.commands import BY_NAME
 from bot.core.journal import Journal
+from bot.core.nudges import Nudges
 from bot.core.privacy import Privacy
 from bot.core.profile import Profile
 from bot.core.progress import Progress
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 
 MAX_NLU_CHARS = 1000
 MAX_STORED_CHARS = 4096
-NOT_YET = {"stop_nudges", "resume_nudges", "request_human", "find_peers"}
-PERSONAL_INTENTS = {"report_progress", "ask_progress", *NOT_YET}
+NOT_YET = {"request_human", "find_peers"}
+PERSONAL_INTENTS = {"report_progress", "ask_progress", "stop_nudges", "resume_nudges", *NOT_YET}
 _START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -58,6 +59,7 @@ class Conversation:
         progress: Progress,
         profile: Profile,
         privacy: Privacy,
+        nudges: Nudges,
     ) -> None:
         self.library = library
         self.users = users
@@ -68,6 +70,7 @@ class Conversation:
         self.progress = progress
         self.profile = profile
         self.privacy = privacy
+        self.nudges = nudges
         self.bot_username: str | None = None  # set by the Telegram adapter once it knows it (deep links)
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -247,6 +250,12 @@ class Conversation:
             return await self._guarded(user, self.profile.show(user), Decision.STORAGE_UNAVAILABLE)
         if name == "cancel":
             return await self._guarded(user, self.profile.cancel(user), Decision.SAVE_FAILED)
+        if name == "nudges":
+            return await self._guarded(user, self.nudges.settings(user), Decision.STORAGE_UNAVAILABLE)
+        if name == "stop":
+            return await self._guarded(user, self.nudges.stop(user), Decision.SAVE_FAILED)
+        if name == "resume":
+            return await self._guarded(user, self.nudges.resume(user), Decision.SAVE_FAILED)
         return Reply(text=self.library.text("help", lang), intent="help", decision=Decision.UNKNOWN_COMMAND)
 
     async def _privacy_command(self, person: Person, name: str, user: UserView | None) -> Reply:
@@ -295,6 +304,16 @@ class Conversation:
                 reply = await self._guarded(
                     user, self.profile.answer(user, value, step=field, received_at=received_at), Decision.SAVE_FAILED
                 )
+            case buttons.NudgeTap():
+                reply = await self._guarded(user, self.nudges.tap(user, action), Decision.STORAGE_UNAVAILABLE)
+            case buttons.NudgePace(pace="show"):
+                reply = await self._guarded(user, self.nudges.settings(user), Decision.STORAGE_UNAVAILABLE)
+            case buttons.NudgePace(pace=pace):
+                reply = await self._guarded(user, self.nudges.set_pace(user, pace), Decision.SAVE_FAILED)
+            case buttons.Proactive(action="stop"):
+                reply = await self._guarded(user, self.nudges.stop(user), Decision.SAVE_FAILED)
+            case buttons.Proactive(action="resume"):
+                reply = await self._guarded(user, self.nudges.resume(user), Decision.SAVE_FAILED)
             case buttons.Consent(answer=answer):
                 reply = await self._guarded(user, self.privacy.set_consent(user, answer == "yes"), Decision.SAVE_FAILED)
             case _:
@@ -323,6 +342,10 @@ class Conversation:
             reply = await self._guarded(user, self.progress.report(user, text), Decision.STORAGE_UNAVAILABLE)
         elif intent == "ask_progress":
             reply = await self._guarded(user, self.progress.what_next(user), Decision.STORAGE_UNAVAILABLE)
+        elif intent == "stop_nudges":
+            reply = await self._guarded(user, self.nudges.stop(user), Decision.SAVE_FAILED)
+        elif intent == "resume_nudges":
+            reply = await self._guarded(user, self.nudges.resume(user), Decision.SAVE_FAILED)
         elif intent in NOT_YET:
             reply = Reply(text=self.library.text("not_yet", user.language), decision=Decision.NOT_YET)
         else:

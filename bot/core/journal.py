@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections import deque
 
-from storage.db import Database, StorageError
+from storage.codebook import INBOUND_KINDS, EventKind
+from storage.db import Database, Session, StorageError
 from storage.events import NewEvent, add_events
+from storage.outbox import RESPONSE_WINDOW, set_responded, unanswered_nudges
 from storage.users import Touch, touch_users
 
 log = logging.getLogger(__name__)
@@ -75,7 +78,7 @@ class Journal:
                 try:
                     async with self.db.write() as session:
                         await touch_users(session, touches=touches.values())
-                        await add_events(session, events=batch)
+                        await add_events(session, events=[*batch, *await _nudge_responses(session, batch)])
                 except BaseException as exc:  # a cancelled writer must not lose its batch either
                     self._events.extendleft(reversed(batch))
                     for user_id, touch in touches.items():
@@ -120,3 +123,30 @@ class Journal:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_max)
+
+
+async def _nudge_responses(session: Session, batch: list[NewEvent]) -> list[NewEvent]:
+    """A user who writes within 48 h of a nudge answered it: mark the nudge and record `nudge_responded`.
+
+    Done here, with the message's own event, so measuring a nudge's effect costs the reply nothing.
+    """
+    inbound: dict[int, list[dt.datetime]] = {}
+    for event in batch:
+        if event.user_id is not None and event.kind in INBOUND_KINDS:
+            inbound.setdefault(event.user_id, []).append(event.at)
+    if not inbound:
+        return []
+    since = min(min(times) for times in inbound.values()) - RESPONSE_WINDOW
+    responses = []
+    for nudge in await unanswered_nudges(session, user_ids=inbound, since=since):
+        first = min((at for at in inbound[nudge.user_id] if nudge.sent_at <= at <= nudge.sent_at + RESPONSE_WINDOW),
+                    default=None)  # fmt: skip
+        if first is None or not await set_responded(session, message_id=nudge.id, at=first):
+            continue
+        data = {
+            "outbox_id": nudge.id,
+            **{k: v for k, v in (nudge.meta or {}).items() if k in ("rule", "experiment", "arm")},
+        }
+        data["after_minutes"] = round((first - nudge.sent_at).total_seconds() / 60)
+        responses.append(NewEvent(kind=EventKind.NUDGE_RESPONDED, at=first, user_id=nudge.user_id, data=data))
+    return responses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from bot.core.clock import Clock
@@ -49,6 +50,9 @@ class Users:
             found = view_of(user) if user else None
             seen = user.last_seen_at if user else None
             stored_name = user.display_name if user else None
+        if found is not None and found.id is not None and found.blocked:
+            await self.set_blocked(found.id, blocked=False)  # writing again means they unblocked the bot
+            found = dataclasses.replace(found, blocked=False)
         if found is not None and found.id is not None and seen is not None:
             now = self.clock.now()
             renamed = person.display_name and person.display_name != stored_name

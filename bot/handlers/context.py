@@ -10,13 +10,18 @@ from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
 from bot.core.conversation import Conversation
 from bot.core.text import clean_name
 from bot.core.types import Person
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.pacing import Pacer
 from bot.runtime import Runtime
 
 
 class BotData:
-    """Application-wide state: the runtime, set in post_init and closed in post_shutdown."""
+    """Application-wide state: the runtime and the outbox dispatcher, set in post_init and closed at shutdown."""
 
     runtime: Runtime | None = None
+    dispatcher: Dispatcher | None = None
+    pacer: Pacer | None = None
+    bulk_bot: ExtBot[None] | None = None
 
 
 class RahnumaContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], BotData]):

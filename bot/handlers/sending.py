@@ -36,6 +36,8 @@ async def _send(
     update: Update, context: RahnumaContext, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None
 ) -> Message | None:
     for attempt in range(1, ATTEMPTS + 1):
+        if context.bot_data.pacer is not None:
+            context.bot_data.pacer.note_live()  # live replies go first: bulk sends wait one slot
         try:
             return await context.bot.send_message(chat_id, text, reply_markup=keyboard)
         except Forbidden:

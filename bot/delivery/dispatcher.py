@@ -1,0 +1,247 @@
+"""The dispatcher: one repeating job that plans what became due, then claims due outbox rows, sends and marks them.
+
+The database is the schedule: nothing is pickled and no per-user job lives in memory, so a restart or a second
+dispatcher process loses and repeats nothing (claims are leases; see storage/outbox.py and docs/OUTBOX.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.core.clock import Clock
+from bot.core.outbox import POLICIES
+from bot.core.quiet_hours import QuietHours
+from storage import outbox as stored_outbox
+from storage import users as stored_users
+from storage.codebook import EventKind
+from storage.db import Database, StorageError
+from storage.events import NewEvent, add_events
+from storage.outbox import Claimed
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+RETRY_BACKOFF = (5, 30, 120, 600)  # seconds before attempts 2, 3, 4, 5 after a network error
+
+
+class Sender(Protocol):
+    async def send(self, chat_id: int, payload: dict[str, Any]) -> Any: ...
+
+
+class Planner(Protocol):
+    async def plan(self, *, now: dt.datetime | None = None, use_cursor: bool = True) -> Any: ...
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    planned: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        sender: Sender,
+        planners: Sequence[Planner] = (),
+        quiet_hours: QuietHours | None = None,
+        default_timezone: str = "Asia/Karachi",
+        worker: str | None = None,
+        batch_size: int = 50,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+        plan_every: dt.timedelta = dt.timedelta(seconds=60),
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.sender = sender
+        self.planners = list(planners)
+        self.quiet_hours = quiet_hours or QuietHours()
+        self.default_timezone = default_timezone
+        self.worker = worker or default_worker_id()
+        self.batch_size = batch_size
+        self.lease = lease
+        self.plan_every = plan_every
+        self._planned_at: dt.datetime | None = None
+
+    # ---- the passes ---------------------------------------------------------------------------------------------
+
+    async def tick(self, budget: float = 1.0) -> DispatchReport:
+        """What the repeating job runs: plan if it is time, then send due rows for about `budget` seconds."""
+        report = DispatchReport()
+        try:
+            now = self.clock.now()
+            if self._planned_at is None or now - self._planned_at >= self.plan_every:
+                report.planned = await self.plan(now)
+            deadline = asyncio.get_running_loop().time() + budget
+            while asyncio.get_running_loop().time() < deadline:
+                if not await self.deliver_batch(report):
+                    break
+        except StorageError as exc:
+            log.warning("Dispatcher pass stopped: the database is unavailable (%s); the next tick retries", exc)
+        return report
+
+    async def run_once(self, *, use_cursor: bool = True) -> DispatchReport:
+        """`rahnuma dispatch --once`: one planning pass, then send everything due, then stop."""
+        report = DispatchReport()
+        report.planned = await self.plan(self.clock.now(), use_cursor=use_cursor)
+        while await self.deliver_batch(report):
+            pass
+        return report
+
+    async def plan(self, now: dt.datetime, *, use_cursor: bool = True) -> int:
+        planned = 0
+        for planner in self.planners:
+            result = await planner.plan(now=now, use_cursor=use_cursor)
+            planned += int(getattr(result, "enqueued", 0) or 0)
+        self._planned_at = now
+        return planned
+
+    async def deliver_batch(self, report: DispatchReport) -> bool:
+        """Claim one batch and deliver it; False when nothing was due."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            await stored_outbox.release_expired_leases(session, now=now)
+            claimed = await stored_outbox.claim_due(
+                session, now=now, limit=self.batch_size, worker=self.worker, lease=self.lease
+            )
+        if not claimed:
+            return False
+        report.claimed += len(claimed)
+        outcomes = await asyncio.gather(*(self._deliver(row) for row in claimed), return_exceptions=True)
+        for row, outcome in zip(claimed, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                log.error("Delivering outbox row %s failed unexpectedly", row.id, exc_info=outcome)
+                report.outcomes["error"] += 1
+            else:
+                report.outcomes[outcome] += 1
+        return True
+
+    async def release(self) -> int:
+        """Graceful shutdown: hand back the rows this process claimed but did not start sending."""
+        try:
+            async with self.db.write() as session:
+                return await stored_outbox.release_claims_of(session, worker=self.worker)
+        except StorageError as exc:
+            log.warning("Could not release claims at shutdown (%s); their leases will expire", exc)
+            return 0
+
+    # ---- one row ------------------------------------------------------------------------------------------------
+
+    async def _deliver(self, row: Claimed) -> str:
+        now = self.clock.now()
+        proactive = POLICIES[row.kind].proactive if row.kind in POLICIES else True
+        if row.expires_at is not None and now > row.expires_at:
+            return await self._finish(row, "expired", error="held past its expiry")
+        if row.user_id is not None and row.blocked:
+            return await self._finish(row, "blocked", error="the recipient blocked the bot")
+        if proactive and row.proactive_stopped:
+            return await self._finish(row, "cancelled", error="the recipient used /stop")
+        if row.kind == "nudge" and row.nudge_pace == "off":
+            return await self._finish(row, "cancelled", error="nudges turned off")
+        if row.quiet_hours and row.user_id is not None:
+            opens = self.quiet_hours.next_open(now, row.timezone or self.default_timezone)
+            if opens > now:
+                if row.expires_at is not None and opens > row.expires_at:
+                    return await self._finish(row, "expired", error="quiet hours last past its expiry")
+                async with self.db.write() as session:
+                    await stored_outbox.reschedule(
+                        session, message_id=row.id, worker=self.worker, not_before=opens, error="held for quiet hours"
+                    )
+                return "held"
+        if (row.meta or {}).get("withhold"):
+            return await self._finish(row, "withheld", event=EventKind.NUDGE_WITHHELD)
+        async with self.db.write() as session:
+            still_ours = await stored_outbox.start_sending(
+                session, message_id=row.id, worker=self.worker, now=now, lease=self.lease
+            )
+        if not still_ours:  # cancelled meanwhile, or the lease went to another dispatcher
+            return "skipped"
+        result = await self.sender.send(row.chat_id, row.payload)
+        return await self._record_send(row, result)
+
+    async def _record_send(self, row: Claimed, result: Any) -> str:
+        outcome = result.outcome
+        now = self.clock.now()
+        if outcome == "sent":
+            event = EventKind.NUDGE_SENT if row.kind == "nudge" else None
+            return await self._finish(row, "sent", telegram_message_id=result.message_id, event=event)
+        if outcome == "blocked":
+            return await self._blocked(row, result.error)
+        if outcome == "retry_after":
+            async with self.db.write() as session:
+                await stored_outbox.reschedule(
+                    session,
+                    message_id=row.id,
+                    worker=self.worker,
+                    not_before=now + dt.timedelta(seconds=result.retry_after),
+                    error=result.error,
+                )
+            return "retry_after"
+        if outcome == "ambiguous" and row.kind in stored_outbox.AT_MOST_ONCE_KINDS:
+            return await self._finish(row, "uncertain", error=result.error)
+        if outcome in ("ambiguous", "transient") and row.attempts < MAX_ATTEMPTS:
+            delay = RETRY_BACKOFF[min(row.attempts - 1, len(RETRY_BACKOFF) - 1)]
+            async with self.db.write() as session:
+                await stored_outbox.reschedule(
+                    session, message_id=row.id, worker=self.worker, not_before=now + dt.timedelta(seconds=delay),
+                    error=result.error,
+                )  # fmt: skip
+            return "retry"
+        return await self._finish(row, "failed", error=result.error)
+
+    async def _finish(
+        self,
+        row: Claimed,
+        status: str,
+        *,
+        error: str | None = None,
+        telegram_message_id: int | None = None,
+        event: EventKind | None = None,
+    ) -> str:
+        now = self.clock.now()
+        async with self.db.write() as session:
+            done = await stored_outbox.finish(
+                session, message_id=row.id, worker=self.worker, status=status, now=now,
+                telegram_message_id=telegram_message_id, error=error,
+            )  # fmt: skip
+            if done and event is not None:
+                data = {"outbox_id": row.id, **{k: v for k, v in (row.meta or {}).items() if k != "withhold"}}
+                await add_events(session, events=[NewEvent(kind=event, at=now, user_id=row.user_id, data=data)])
+        return status
+
+    async def _blocked(self, row: Claimed, error: str | None) -> str:
+        """Telegram says 403: the person blocked the bot. Nothing more is sent to them until they return."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            await stored_outbox.finish(
+                session, message_id=row.id, worker=self.worker, status="blocked", now=now, error=error
+            )
+            if row.user_id is not None:
+                await stored_outbox.cancel_open_for_user(
+                    session, user_id=row.user_id, reason="the recipient blocked the bot", status="blocked"
+                )
+                if await stored_users.set_blocked(session, user_id=row.user_id, blocked_at=now):
+                    await add_events(
+                        session,
+                        events=[
+                            NewEvent(
+                                kind=EventKind.BOT_BLOCKED, at=now, user_id=row.user_id, data={"source": "send_403"}
+                            )
+                        ],
+                    )
+        return "blocked"
