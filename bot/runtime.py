@@ -47,7 +47,7 @@ def build_conversation(
         progress=Progress(library, db, journal, clock),
         profile=Profile(library, db, clock, default_timezone=default_timezone),
         privacy=Privacy(library, db, clock),
-        nudges=Nudges(library, db, clock, journal, answers),
+        features=[Nudges(library, db, clock, journal, answers)],
     )
 
 

@@ -8,23 +8,24 @@ message and reply events go to the journal, which never delays the reply.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import html
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.core import buttons
 from bot.core.answers import Answers
 from bot.core.clock import Clock
 from bot.core.commands import BY_NAME
 from bot.core.journal import Journal
-from bot.core.nudges import Nudges
 from bot.core.privacy import Privacy
 from bot.core.profile import Profile
 from bot.core.progress import Progress
+from bot.core.routes import Feature, Route, Routes
 from bot.core.text import clean_text, is_mostly_urdu_script
 from bot.core.types import Button, InboundKind, Person, Reply, UserView
 from bot.core.users import Users, guest
@@ -37,10 +38,12 @@ from storage.events import NewEvent
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MAX_NLU_CHARS = 1000
 MAX_STORED_CHARS = 4096
 NOT_YET = {"request_human", "find_peers"}
-PERSONAL_INTENTS = {"report_progress", "ask_progress", "stop_nudges", "resume_nudges", *NOT_YET}
+# Intents about the sender themselves: never answered in a group.
+PERSONAL_INTENTS = {"report_progress", "ask_progress", "stop_nudges", "resume_nudges", "request_human", "find_peers"}
 _START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -59,7 +62,7 @@ class Conversation:
         progress: Progress,
         profile: Profile,
         privacy: Privacy,
-        nudges: Nudges,
+        features: Sequence[Feature] = (),
     ) -> None:
         self.library = library
         self.users = users
@@ -70,7 +73,10 @@ class Conversation:
         self.progress = progress
         self.profile = profile
         self.privacy = privacy
-        self.nudges = nudges
+        self.routes = Routes()
+        everything: list[Feature] = [progress, profile, *features]
+        for feature in everything:
+            feature.routes(self.routes)
         self.bot_username: str | None = None  # set by the Telegram adapter once it knows it (deep links)
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -115,15 +121,14 @@ class Conversation:
             understanding: Understanding | None = None
             if not stripped:
                 reply = Reply(text=self.library.text("empty_message", user.language), decision=Decision.EMPTY)
-            elif user.profile_step:
-                reply = await self._guarded(
-                    user,
-                    self.profile.answer(user, stripped, step=user.profile_step, received_at=received_at),
-                    Decision.SAVE_FAILED,
-                )
-                self._log(user, started, kind_in=EventKind.PROFILE_ANSWER, text_in=text, reply=reply)
-                return reply
             else:
+                for route in self.routes.interceptors:
+                    taken = await self._guarded(user, route.handler(user, stripped, received_at), Decision.SAVE_FAILED)
+                    if taken is not None:
+                        self._log(
+                            user, started, kind_in=route.logged_as or EventKind.MESSAGE, text_in=text, reply=taken
+                        )
+                        return taken
                 understanding = await self.understander.understand(stripped[:MAX_NLU_CHARS])
                 reply = await self._reply_to_question(user, stripped, understanding)
             if len(stripped) > MAX_NLU_CHARS:
@@ -244,18 +249,9 @@ class Conversation:
             return Reply(
                 text=self.library.text("choose_language", lang), buttons=rows, decision=Decision.CHOOSE_LANGUAGE
             )
-        if name == "progress":
-            return await self._guarded(user, self.progress.show(user), Decision.STORAGE_UNAVAILABLE)
-        if name == "profile":
-            return await self._guarded(user, self.profile.show(user), Decision.STORAGE_UNAVAILABLE)
-        if name == "cancel":
-            return await self._guarded(user, self.profile.cancel(user), Decision.SAVE_FAILED)
-        if name == "nudges":
-            return await self._guarded(user, self.nudges.settings(user), Decision.STORAGE_UNAVAILABLE)
-        if name == "stop":
-            return await self._guarded(user, self.nudges.stop(user), Decision.SAVE_FAILED)
-        if name == "resume":
-            return await self._guarded(user, self.nudges.resume(user), Decision.SAVE_FAILED)
+        route = self.routes.commands.get(name)
+        if route is not None:
+            return await self._routed(user, route, route.handler(user, argument)) or self._button_expired(lang)
         return Reply(text=self.library.text("help", lang), intent="help", decision=Decision.UNKNOWN_COMMAND)
 
     async def _privacy_command(self, person: Person, name: str, user: UserView | None) -> Reply:
@@ -264,61 +260,25 @@ class Conversation:
             return self.privacy.confirm_delete(lang)
         return await self._guarded(user, self.privacy.report(user, lang), Decision.STORAGE_UNAVAILABLE)
 
-    async def _press(self, user: UserView, action: buttons.ButtonAction, received_at: Any) -> Reply:
+    async def _press(self, user: UserView, action: buttons.ButtonAction, received_at: dt.datetime) -> Reply:
         lang = user.language
         match action:
             case buttons.ChooseLanguage(language=language):
-                reply = await self._guarded(user, self._set_language(user, language), Decision.SAVE_FAILED)
+                return await self._guarded(user, self._set_language(user, language), Decision.SAVE_FAILED)
             case buttons.Feedback(verdict=verdict, article_id=article_id) if article_id in self.library.articles:
                 self._record(user, EventKind.FEEDBACK, article_id=article_id, data={"helpful": verdict == "up"})
                 key = "feedback_thanks" if verdict == "up" else "feedback_sorry"
                 reply = Reply(text=self.library.text(key, lang), article_id=article_id, decision=Decision.FEEDBACK)
                 reply.toast_only = True
+                return reply
             case buttons.OpenArticle(article_id=article_id) if article_id in self.library.articles:
-                reply = self.answers.answer(self.library.articles[article_id], lang, decision=Decision.PICKED)
-            case buttons.ConfirmMilestone(milestone_id=milestone_id):
-                reply = await self._guarded(
-                    user, self.progress.confirm(user, milestone_id, source="text"), Decision.SAVE_FAILED
-                )
-            case buttons.DeclineMilestone():
-                reply = Reply(
-                    text=self.library.text("milestone_not_marked", lang), decision=Decision.MILESTONE_DECLINED
-                )
-            case buttons.SetMilestone(milestone_id=milestone_id, done=done):
-                reply = await self._guarded(
-                    user, self.progress.set_state(user, milestone_id, done=done), Decision.SAVE_FAILED
-                )
-                reply.replace = reply.decision is Decision.MILESTONE_TOGGLED
-            case buttons.ShowProgress() | buttons.LegacyToggle():
-                reply = await self._guarded(user, self.progress.show(user), Decision.STORAGE_UNAVAILABLE)
-                reply.replace = isinstance(action, buttons.LegacyToggle) and reply.decision is Decision.PROGRESS
-            case buttons.EditProfile():
-                reply = await self._guarded(user, self.profile.begin(user), Decision.SAVE_FAILED)
-            case buttons.SkipProfileStep(step=step):
-                reply = await self._guarded(
-                    user, self.profile.skip(user, step, received_at=received_at), Decision.SAVE_FAILED
-                )
-            case buttons.SetProfileValue(field="language", value=value) if user.profile_step != "language":
-                reply = await self._guarded(user, self._set_language(user, value), Decision.SAVE_FAILED)
-            case buttons.SetProfileValue(field=field, value=value):
-                reply = await self._guarded(
-                    user, self.profile.answer(user, value, step=field, received_at=received_at), Decision.SAVE_FAILED
-                )
-            case buttons.NudgeTap():
-                reply = await self._guarded(user, self.nudges.tap(user, action), Decision.STORAGE_UNAVAILABLE)
-            case buttons.NudgePace(pace="show"):
-                reply = await self._guarded(user, self.nudges.settings(user), Decision.STORAGE_UNAVAILABLE)
-            case buttons.NudgePace(pace=pace):
-                reply = await self._guarded(user, self.nudges.set_pace(user, pace), Decision.SAVE_FAILED)
-            case buttons.Proactive(action="stop"):
-                reply = await self._guarded(user, self.nudges.stop(user), Decision.SAVE_FAILED)
-            case buttons.Proactive(action="resume"):
-                reply = await self._guarded(user, self.nudges.resume(user), Decision.SAVE_FAILED)
+                return self.answers.answer(self.library.articles[article_id], lang, decision=Decision.PICKED)
             case buttons.Consent(answer=answer):
-                reply = await self._guarded(user, self.privacy.set_consent(user, answer == "yes"), Decision.SAVE_FAILED)
-            case _:
-                reply = self._button_expired(lang)
-        return reply
+                return await self._guarded(user, self.privacy.set_consent(user, answer == "yes"), Decision.SAVE_FAILED)
+        route = self.routes.buttons.get(type(action))
+        if route is None:
+            return self._button_expired(lang)
+        return await self._routed(user, route, route.handler(user, action, received_at)) or self._button_expired(lang)
 
     async def _press_erase(self, person: Person, action: buttons.ButtonAction | None, user: UserView | None) -> Reply:
         lang = user.language if user else person.hinted_language
@@ -338,17 +298,11 @@ class Conversation:
 
     async def _reply_to_question(self, user: UserView, text: str, understanding: Understanding) -> Reply:
         intent = understanding.intent
-        if intent == "report_progress" and self.progress.recognises(text):
-            reply = await self._guarded(user, self.progress.report(user, text), Decision.STORAGE_UNAVAILABLE)
-        elif intent == "ask_progress":
-            reply = await self._guarded(user, self.progress.what_next(user), Decision.STORAGE_UNAVAILABLE)
-        elif intent == "stop_nudges":
-            reply = await self._guarded(user, self.nudges.stop(user), Decision.SAVE_FAILED)
-        elif intent == "resume_nudges":
-            reply = await self._guarded(user, self.nudges.resume(user), Decision.SAVE_FAILED)
-        elif intent in NOT_YET:
+        route = self.routes.intents.get(intent)
+        reply = await self._routed(user, route, route.handler(user, text, understanding)) if route else None
+        if reply is None and intent in NOT_YET:
             reply = Reply(text=self.library.text("not_yet", user.language), decision=Decision.NOT_YET)
-        else:
+        if reply is None:
             reply = self.answers.decide(understanding, user)
         reply.intent = reply.intent or intent
         reply.confidence = understanding.confidence
@@ -380,7 +334,11 @@ class Conversation:
             return None, self._unavailable(person.hinted_language)
         return user, await body(user)
 
-    async def _guarded(self, user: UserView | None, step: Awaitable[Reply], failed: Decision) -> Reply:
+    async def _routed(self, user: UserView, route: Route, step: Awaitable[Reply | None]) -> Reply | None:
+        failed = Decision.SAVE_FAILED if route.changes_state else Decision.STORAGE_UNAVAILABLE
+        return await self._guarded(user, step, failed)
+
+    async def _guarded(self, user: UserView | None, step: Awaitable[T], failed: Decision) -> T | Reply:
         """Run a step that reads or changes stored state; if the database fails, say so instead of pretending."""
         try:
             return await step

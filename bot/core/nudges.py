@@ -21,6 +21,7 @@ from bot.core.answers import Answers
 from bot.core.clock import Clock
 from bot.core.journal import Journal
 from bot.core.outbox import PROACTIVE_KINDS, outbound
+from bot.core.routes import Routes
 from bot.core.types import Button, Reply, UserView
 from content.library import Library, Milestone
 from content.nudges import NEXT_RUNG, Arm, Experiment, NudgeRule
@@ -321,6 +322,22 @@ class Nudges:
         self.clock = clock
         self.journal = journal
         self.answers = answers
+
+    def routes(self, routes: Routes) -> None:
+        routes.command("nudges", lambda user, _: self.settings(user), changes_state=False)
+        routes.command("stop", lambda user, _: self.stop(user), changes_state=True)
+        routes.command("resume", lambda user, _: self.resume(user), changes_state=True)
+        routes.button(buttons.NudgeTap, lambda user, action, _: self.tap(user, action), changes_state=False)
+        routes.button(buttons.NudgePace, self._press_pace, changes_state=True)
+        routes.button(buttons.Proactive, self._press_proactive, changes_state=True)
+        routes.intent("stop_nudges", lambda user, _, __: self.stop(user), changes_state=True)
+        routes.intent("resume_nudges", lambda user, _, __: self.resume(user), changes_state=True)
+
+    async def _press_pace(self, user: UserView, action: buttons.NudgePace, _: object) -> Reply:
+        return await (self.settings(user) if action.pace == "show" else self.set_pace(user, action.pace))
+
+    async def _press_proactive(self, user: UserView, action: buttons.Proactive, _: object) -> Reply:
+        return await (self.stop(user) if action.action == "stop" else self.resume(user))
 
     async def settings(self, user: UserView) -> Reply:
         """/nudges: the current pace and whether proactive messages are on, with buttons to change both."""

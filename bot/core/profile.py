@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from bot.core import buttons
 from bot.core.clock import Clock
+from bot.core.routes import Routes
 from bot.core.text import clean_text
 from bot.core.types import Button, Reply, UserView
 from content.library import Library
@@ -88,6 +89,31 @@ class Profile:
         self.db = db
         self.clock = clock
         self.default_timezone = default_timezone
+
+    def routes(self, routes: Routes) -> None:
+        routes.command("profile", lambda user, _: self.show(user), changes_state=False)
+        routes.command("cancel", lambda user, _: self.cancel(user), changes_state=True)
+        routes.button(buttons.EditProfile, lambda user, _, __: self.begin(user), changes_state=True)
+        routes.button(buttons.SkipProfileStep, self._press_skip, changes_state=True)
+        routes.button(buttons.SetProfileValue, self._press_value, changes_state=True)
+        routes.intercept(self._typed_answer, logged_as=EventKind.PROFILE_ANSWER)
+
+    async def _typed_answer(self, user: UserView, text: str, received_at: dt.datetime) -> Reply | None:
+        """While a question is open, free text is its answer (not a question for the NLU)."""
+        if not user.profile_step:
+            return None
+        return await self.answer(user, text, step=user.profile_step, received_at=received_at)
+
+    async def _press_skip(self, user: UserView, action: buttons.SkipProfileStep, received_at: dt.datetime) -> Reply:
+        return await self.skip(user, action.step, received_at=received_at)
+
+    async def _press_value(self, user: UserView, action: buttons.SetProfileValue, received_at: dt.datetime) -> Reply:
+        if action.field == "language" and user.profile_step != "language":  # /start's and /language's buttons
+            await self.set_language(user, action.value)
+            return Reply(
+                text=self.library.text("language_set", action.value), intent="language", decision=Decision.LANGUAGE_SET
+            )
+        return await self.answer(user, action.value, step=action.field, received_at=received_at)
 
     async def show(self, user: UserView) -> Reply:
         """The stored profile with an Edit button; a user without one starts the questions."""

@@ -8,6 +8,7 @@ import re
 from bot.core import buttons
 from bot.core.clock import Clock
 from bot.core.journal import Journal
+from bot.core.routes import Routes
 from bot.core.types import Button, Reply, UserView
 from content.library import Library, Milestone
 from storage import milestones as stored_milestones
@@ -51,6 +52,38 @@ class Progress:
         self.journal = journal
         self.clock = clock
         self.by_id = {m.id: m for m in library.milestones}
+
+    def routes(self, routes: Routes) -> None:
+        routes.command("progress", lambda user, _: self.show(user), changes_state=False)
+        routes.button(buttons.ConfirmMilestone, self._press_confirm, changes_state=True)
+        routes.button(buttons.DeclineMilestone, self._press_decline, changes_state=False)
+        routes.button(buttons.SetMilestone, self._press_set, changes_state=True)
+        routes.button(buttons.ShowProgress, lambda user, _, __: self.show(user), changes_state=False)
+        routes.button(buttons.LegacyToggle, self._press_legacy, changes_state=False)
+        routes.intent("report_progress", self._told, changes_state=False)
+        routes.intent("ask_progress", lambda user, _, __: self.what_next(user), changes_state=False)
+
+    async def _press_confirm(self, user: UserView, action: buttons.ConfirmMilestone, _: object) -> Reply:
+        return await self.confirm(user, action.milestone_id, source="text")
+
+    async def _press_decline(self, user: UserView, action: buttons.DeclineMilestone, _: object) -> Reply:
+        return Reply(
+            text=self.library.text("milestone_not_marked", user.language), decision=Decision.MILESTONE_DECLINED
+        )
+
+    async def _press_set(self, user: UserView, action: buttons.SetMilestone, _: object) -> Reply:
+        reply = await self.set_state(user, action.milestone_id, done=action.done)
+        reply.replace = reply.decision is Decision.MILESTONE_TOGGLED
+        return reply
+
+    async def _press_legacy(self, user: UserView, action: buttons.LegacyToggle, _: object) -> Reply:
+        reply = await self.show(user)
+        reply.replace = True
+        return reply
+
+    async def _told(self, user: UserView, text: str, _: object) -> Reply | None:
+        """A report in words ("pehla order mil gaya"); None when it names no rung or count (answered as a question)."""
+        return await self.report(user, text) if self.recognises(text) else None
 
     def recognises(self, text: str) -> bool:
         """True when a report names a rung or a proposal count; otherwise it is answered like a question."""
