@@ -65,8 +65,16 @@ async def add_user(db: Database, clock: FrozenClock, library: Library, lexical: 
     return user.id
 
 
-async def enqueue(db: Database, clock: FrozenClock, *, user_id: int | None, chat: int, kind: str = "nudge", key: str = "k",
-                  expires_at: dt.datetime | None = None) -> None:  # fmt: skip
+async def enqueue(
+    db: Database,
+    clock: FrozenClock,
+    *,
+    user_id: int | None,
+    chat: int,
+    kind: str = "nudge",
+    key: str = "k",
+    expires_at: dt.datetime | None = None,
+) -> None:
     message = outbound(
         kind=kind, reply=Reply(text=f"<b>Hello</b> {key}"), chat_id=chat, user_id=user_id, dedupe_key=key,
         not_before=clock.now(), expires_at=expires_at, campaign="test",
