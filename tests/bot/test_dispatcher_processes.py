@@ -65,11 +65,11 @@ async def statuses(db: Database) -> dict[int, str]:
         return {row.chat_id: row.status for row in await session.scalars(select(OutboxMessage))}
 
 
-async def run_dispatch(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+async def run_dispatch(env: dict[str, str], *args: str, limit: float = 120) -> str:
     process = await asyncio.create_subprocess_exec(
         RAHNUMA, "dispatch", "--once", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    output, _ = await asyncio.wait_for(process.communicate(), limit)
     assert process.returncode == 0, output.decode()
     return output.decode()
 
