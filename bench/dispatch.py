@@ -1,0 +1,186 @@
+"""Dispatch throughput and live-reply latency against a local fake Bot API that enforces a rate limit.
+
+N outbox rows (broadcast kind, one per chat; 2% of the chats have blocked the bot) are delivered by the real
+dispatcher (ticks as the JobQueue runs them) through the real sender and pacer to `tests/fake_bot_api.py`, which
+answers 429 with retry_after above its limit. Meanwhile live replies (the core's turn + a send through the
+application's own bot) run every 200 ms; their p95 is compared with the same replies before the dispatch.
+Usage: `.venv/bin/python -m bench.dispatch [--rows 10000] [--rate 25 200] [--database-url URL] [--json]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+from telegram.ext import AIORateLimiter, ExtBot
+
+from bot.core.clock import SystemClock
+from bot.core.journal import Journal
+from bot.core.outbox import outbound
+from bot.core.types import Person, Reply
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.pacing import Pacer
+from bot.delivery.render import message_parts
+from bot.delivery.sender import TelegramSender
+from bot.runtime import build_conversation
+from content.library import load_library
+from storage import outbox as stored_outbox
+from storage.db import Database, create_engine
+from storage.migrate import upgrade_async
+from storage.models import OutboxMessage
+from tests.fake_bot_api import FakeBotApi
+
+TOKEN = "123456:BENCH-token"
+QUESTIONS = ["how do I withdraw money from fiverr", "upwork profile rejected why", "payoneer kaise banaen"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+async def fresh_database(url: str | None, tag: str) -> str:
+    if url is None:
+        return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / f'dispatch-{tag}.db'}"
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+    return url
+
+
+async def live_replies(conversation, bot: ExtBot[None], pacer: Pacer, stop: asyncio.Event) -> list[float]:  # type: ignore[no-untyped-def]
+    """A user asking a question every 200 ms: the time from receiving it to Telegram accepting the answer."""
+    samples = []
+    index = 0
+    while not stop.is_set():
+        person = Person(channel="telegram", external_id=str(900_000 + index % 50), display_name="Live")
+        started = time.perf_counter()
+        reply = await conversation.handle_text(person, QUESTIONS[index % len(QUESTIONS)])
+        for part, keyboard in message_parts(reply):
+            pacer.note_live()
+            await bot.send_message(int(person.external_id), part, reply_markup=keyboard)
+        samples.append((time.perf_counter() - started) * 1000)
+        index += 1
+        await asyncio.sleep(0.2)
+    return samples
+
+
+async def measure(url: str | None, rows: int, rate: float) -> dict[str, float | int | str]:
+    database_url = await fresh_database(url, f"{rows}-{rate:.0f}")
+    await upgrade_async(database_url)
+    db = Database.connect(database_url)
+    api = FakeBotApi(rate_limit=rate * 1.2, retry_after=1)
+    await api.start()
+    chats = list(range(1_000_000, 1_000_000 + rows))
+    api.blocked_chats = {chat for chat in chats if chat % 50 == 0}  # 2%
+    now = SystemClock().now()
+    messages = [
+        outbound(kind="broadcast", reply=Reply(text=f"Tip of the week for chat {chat}: keep proposals short."),
+                 chat_id=chat, user_id=None, dedupe_key=f"bench:{chat}", not_before=now, campaign="broadcast:bench")  # fmt: skip
+        for chat in chats
+    ]
+    for start in range(0, rows, 1000):
+        async with db.write() as session:
+            await stored_outbox.enqueue(session, messages=messages[start : start + 1000], now=now)
+    bulk = ExtBot(TOKEN, base_url=api.bot_api_url)
+    live = ExtBot(TOKEN, base_url=api.bot_api_url, rate_limiter=AIORateLimiter(max_retries=2))
+    await bulk.initialize()
+    await live.initialize()
+    pacer = Pacer(rate)
+    clock = SystemClock()
+    dispatcher = Dispatcher(db=db, clock=clock, sender=TelegramSender(bulk, pacer), worker="bench",
+                            batch_size=max(5, round(rate / 2)))  # fmt: skip
+    journal = Journal(db)
+    journal.start()
+    conversation = build_conversation(library=load_library(), db=db, journal=journal, clock=clock, rasa=None)
+    try:
+        stop = asyncio.Event()
+        baseline_task = asyncio.create_task(live_replies(conversation, live, pacer, stop))
+        await asyncio.sleep(10)
+        stop.set()
+        baseline = await baseline_task
+        stop = asyncio.Event()
+        during_task = asyncio.create_task(live_replies(conversation, live, pacer, stop))
+        started = time.perf_counter()
+        first_sent = None
+        while True:
+            report = await dispatcher.tick(budget=1.0)
+            if first_sent is None and api.sent:
+                first_sent = api.sent[0].at
+            async with db.read() as session:
+                open_rows = await session.scalar(
+                    select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status.in_(("pending", "claimed")))
+                )
+            if not open_rows and report.claimed == 0:
+                break
+        elapsed = time.perf_counter() - started
+        stop.set()
+        during = await during_task
+        async with db.read() as session:
+            counts = await stored_outbox.status_counts(session, campaign="broadcast:bench")
+    finally:
+        await journal.aclose()
+        await bulk.shutdown()
+        await live.shutdown()
+        await api.stop()
+        await db.dispose()
+    bulk_sent = [m for m in api.sent if m.chat_id in set(chats)]
+    per_chat: dict[int, int] = {}
+    for message in bulk_sent:
+        per_chat[message.chat_id] = per_chat.get(message.chat_id, 0) + 1
+    delivered_span = (bulk_sent[-1].at - bulk_sent[0].at) if len(bulk_sent) > 1 else elapsed
+    achieved = (len(bulk_sent) - 1) / delivered_span if delivered_span else 0.0
+    expected_sent = rows - len(api.blocked_chats)
+    return {
+        "backend": database_url.split(":", 1)[0].split("+")[0],
+        "rows": rows,
+        "configured_rate": rate,
+        "achieved_rate": round(achieved, 2),
+        "ratio": round(achieved / rate, 3),
+        "sent": counts.get(("broadcast", "sent"), 0),
+        "blocked": counts.get(("broadcast", "blocked"), 0),
+        "lost": expected_sent - len(per_chat),
+        "duplicated": sum(n - 1 for n in per_chat.values()),
+        "other_statuses": json.dumps({s: n for (_, s), n in counts.items() if s not in ("sent", "blocked")}),
+        "http_429": api.refused[429],
+        "live_p95_ms_before": round(percentile(baseline, 0.95), 1),
+        "live_p95_ms_during": round(percentile(during, 0.95), 1),
+        "live_p50_ms_during": round(statistics.median(during), 1) if during else 0.0,
+        "seconds": round(elapsed, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, nargs="+", default=[25.0, 200.0])
+    parser.add_argument("--database-url", help="PostgreSQL URL (its public schema is dropped); default SQLite")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = [asyncio.run(measure(args.database_url, args.rows, rate)) for rate in args.rate]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print("| backend | rows | rate | achieved | ratio | sent | blocked (403) | lost | duplicated | 429s | "
+          "live p95 before | live p95 during | time |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['backend']} | {r['rows']:,} | {r['configured_rate']:.0f}/s | {r['achieved_rate']}/s | {r['ratio']} | "
+            f"{r['sent']:,} | {r['blocked']} | {r['lost']} | {r['duplicated']} | {r['http_429']} | "
+            f"{r['live_p95_ms_before']} ms | {r['live_p95_ms_during']} ms | {r['seconds']} s |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
