@@ -52,9 +52,11 @@ class FakeBotApi:
     def bot_api_url(self) -> str:
         return f"http://127.0.0.1:{self._port}/bot"
 
-    async def start(self) -> None:
-        app = tornado.web.Application([(r"/bot([^/]+)/([A-Za-z]+)", _Handler, {"api": self})])
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    async def start(self, port: int = 0) -> None:
+        app = tornado.web.Application(
+            [(r"/bot([^/]+)/([A-Za-z]+)", _Handler, {"api": self}), (r"/_stats", _Stats, {"api": self})]
+        )
+        sockets = tornado.netutil.bind_sockets(port, "127.0.0.1")
         self._port = sockets[0].getsockname()[1]
         self._server = tornado.httpserver.HTTPServer(app)
         self._server.add_sockets(sockets)
@@ -119,6 +121,20 @@ class FakeBotApi:
         return 200, {"ok": True, "result": result}
 
 
+class _Stats(tornado.web.RequestHandler):
+    """What a separate process's fake received: per chat, how many messages were delivered; refusals by status."""
+
+    def initialize(self, api: FakeBotApi) -> None:
+        self.api = api
+
+    def get(self) -> None:
+        delivered = Counter(message.chat_id for message in self.api.sent)
+        first = self.api.sent[0].at if self.api.sent else 0.0
+        last = self.api.sent[-1].at if self.api.sent else 0.0
+        self.finish({"delivered": {str(k): v for k, v in delivered.items()}, "refused": dict(self.api.refused),
+                     "first_at": first, "last_at": last, "count": len(self.api.sent)})  # fmt: skip
+
+
 class _Handler(tornado.web.RequestHandler):
     def initialize(self, api: FakeBotApi) -> None:
         self.api = api
@@ -135,3 +151,34 @@ class _Handler(tornado.web.RequestHandler):
         self.finish(json.dumps(answer))
 
     get = post
+
+
+async def _serve(port: int, rate_limit: float | None, blocked_every: int) -> None:
+    api = FakeBotApi(rate_limit=rate_limit)
+    if blocked_every:
+        api.blocked_chats = _EveryNth(blocked_every)  # type: ignore[assignment]
+    await api.start(port)
+    print(api.bot_api_url, flush=True)
+    await asyncio.Event().wait()
+
+
+class _EveryNth(set[int]):
+    """Chats whose id is a multiple of n have blocked the bot (2% of chats for n = 50)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def __contains__(self, chat: object) -> bool:
+        return isinstance(chat, int) and chat > 0 and chat % self.n == 0
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the fake Bot API as its own process (benchmarks).")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--rate-limit", type=float)
+    parser.add_argument("--blocked-every", type=int, default=0)
+    arguments = parser.parse_args()
+    asyncio.run(_serve(arguments.port, arguments.rate_limit, arguments.blocked_every))
