@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import itertools
 import json
 import re
@@ -356,6 +357,8 @@ class RasaDouble:
                     payload: Any = {"model_file": "rahnuma.tar.gz"}
                 else:
                     payload = self.answer(json.loads(body or b"{}").get("text", ""))
+                    if inspect.isawaitable(payload):
+                        payload = await payload
                 data = json.dumps(payload).encode()
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(data)
