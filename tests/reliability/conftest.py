@@ -18,7 +18,7 @@ from content.library import Library
 from nlu.lexical import LexicalSearch
 from storage.db import Database
 from tests.reliability.doubles import FlakyDatabase, ScriptedTelegram, connect, telegram_application
-from tests.reliability.figures import FIGURES
+from tests.reliability.figures import COUNTS, FIGURES
 
 # Fuzzing: a fixed derandomized run in CI (the same examples every time); RAHNUMA_FUZZ_SCALE multiplies the
 # examples, and `--hypothesis-seed=N` with RAHNUMA_FUZZ_RANDOM=1 explores new ones reproducibly.
@@ -37,14 +37,18 @@ hypothesis.settings.load_profile("rahnuma-ci")
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """The fuzz settings used and the figures measured (docs/RELIABILITY.md quotes them)."""
-    if not FIGURES:
+    if not FIGURES and not COUNTS:
         return
     seed = config.getoption("hypothesis_seed", default=None)
     mode = f"random, --hypothesis-seed={seed}" if FUZZ_RANDOM else "derandomize=True (the same examples every run)"
     terminalreporter.section("reliability figures")
     terminalreporter.write_line(f"fuzz settings: hypothesis {hypothesis.__version__}, profile rahnuma-ci, {mode}")
-    for name, value in sorted(FIGURES.items()):
+    for name, value in sorted({**FIGURES, **{name: str(n) for name, n in COUNTS.items()}}.items()):
         terminalreporter.write_line(f"{name}: {value}")
+    fuzzed = sum(n for name, n in COUNTS.items() if name.startswith("fuzz examples run"))
+    if fuzzed:
+        failed = len([r for r in terminalreporter.stats.get("failed", []) if "test_fuzz" in r.nodeid])
+        terminalreporter.write_line(f"fuzz examples run in all: {fuzzed} (failing fuzz tests: {failed})")
 
 
 @pytest.fixture
