@@ -40,9 +40,9 @@ PER_BACKEND = FUZZ_SCALE / len(BACKENDS)
 # A failing example may be a 10,000-character text: let hypothesis print it rather than warn about its size.
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
-TEXT_EXAMPLES = max(1, int(1350 * PER_BACKEND))
-BUTTON_EXAMPLES = max(1, int(400 * PER_BACKEND))
-PROFILE_EXAMPLES = max(1, int(250 * PER_BACKEND))
+TEXT_EXAMPLES = max(1, int(1450 * PER_BACKEND))
+BUTTON_EXAMPLES = max(1, int(350 * PER_BACKEND))
+PROFILE_EXAMPLES = max(1, int(200 * PER_BACKEND))
 
 _people = itertools.count(1)
 
@@ -359,7 +359,7 @@ async def test_any_profile_answers_store_only_valid_values(
         profile_buttons,
         st.sampled_from(["Dubai", "lahore", "Asia/Karachi", "urdu", "fiverr, upwork"]),
     )
-    for answer in data.draw(st.lists(answers, min_size=1, max_size=6)):
+    for answer in data.draw(st.lists(answers, min_size=1, max_size=5)):
         clock.advance(seconds=1)
         is_button = answer.startswith("pf:")
         reply = await (conversation.press(person, answer) if is_button else conversation.handle_text(person, answer))

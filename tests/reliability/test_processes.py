@@ -198,15 +198,18 @@ def test_the_serve_command_itself_carries_no_token() -> None:
 
 @pytest.mark.rasa
 def test_the_test_rasa_server_shows_no_token_in_ps(rasa_url: str) -> None:
-    """The real Rasa the suite serves (with TEST_RASA_TOKEN): no process on the machine shows the token in `ps`."""
-    leaking = []
+    """The real Rasa this suite serves with TEST_RASA_TOKEN (found by its model path in this checkout) shows no
+    token in `ps`."""
+    servers = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if TEST_RASA_TOKEN.encode() in cmdline.read_bytes():
-                leaking.append(cmdline.parent.name)
+            arguments = cmdline.read_bytes()
         except OSError:
             continue
-    assert leaking == [], f"processes showing the Rasa token: {leaking}"
+        if str(rasa_process.MODEL_FILE).encode() in arguments and b"--enable-api" in arguments:
+            servers.append(arguments)
+    assert servers, "the test Rasa server was not found among the processes"
+    assert not [a for a in servers if TEST_RASA_TOKEN.encode() in a], "the Rasa token is visible in ps"
 
 
 # ---- 9. webhook secret ------------------------------------------------------------------------------------------

@@ -126,10 +126,11 @@ async def test_an_unauthenticated_50_mb_body_is_refused_before_it_is_read(
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_an_authenticated_oversized_body_is_refused_with_413(webhook_url: str, chunked: bool) -> None:
-    """With the right secret, a body over 1 MiB is still refused without being kept: 413 when its length is declared,
-    the connection cut once a chunked body passes 1 MiB."""
+    """With the right secret, a body over 1 MiB is still refused without being kept: 413 when its length is declared;
+    a chunked body gets tornado's 400 and the connection is closed once it passes 1 MiB (or the client sees only the
+    close, when its write races the answer)."""
     status, sent, _ = await post_body(webhook_url, {webhook.SECRET_HEADER: SECRET}, FIFTY_MB, chunked=chunked)
-    assert status == (0 if chunked else 413)
+    assert status in ((400, 0) if chunked else (413,))
     assert sent < FIFTY_MB // 4
 
 
