@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from bot.core.clock import FrozenClock
 from bot.core.journal import Journal
-from bot.core.types import Person
+from bot.core.types import Person, Reply
 from bot.runtime import build_conversation
 from content.library import Library
 from nlu.client import RasaClient
@@ -33,6 +33,7 @@ from tests.reliability.doubles import RasaDouble, like_rasa
 
 FIVERR = "how do I withdraw my money from fiverr"
 USERS = [Person(channel="telegram", external_id=str(8_000 + n), display_name=f"User {n}") for n in range(5)]
+NEWCOMER = Person(channel="telegram", external_id="8999", display_name="First Contact")
 
 
 # ---- Rasa hangs, dies, comes back ------------------------------------------------------------------------------
@@ -144,9 +145,12 @@ async def test_sqlite_locked_by_another_process_for_10_s(
             return time.perf_counter() - started
 
         question_latencies = await asyncio.gather(*(ask(person) for person in USERS))
-        started = time.perf_counter()
-        refused = await conversation.press(USERS[0], "consent:no")
-        state_change_latency = time.perf_counter() - started
+
+        async def withdraw() -> tuple[Reply, float]:
+            started = time.perf_counter()
+            return await conversation.press(USERS[0], "consent:no"), time.perf_counter() - started
+
+        (refused, state_change_latency), newcomer_latency = await asyncio.gather(withdraw(), ask(NEWCOMER))
         assert time.perf_counter() - locked_at < LOCK_SECONDS, "the lock must still be held"
         assert journal.written == written_before and journal.failed_attempts >= 1, "nothing can be written yet"
         await asyncio.wait_for(locker.wait(), timeout=LOCK_SECONDS + 5)
@@ -160,6 +164,8 @@ async def test_sqlite_locked_by_another_process_for_10_s(
     assert max(question_latencies) < 1.0, question_latencies
     assert refused.decision is Decision.SAVE_FAILED
     assert 4.0 < state_change_latency < 7.0, f"save_failed after {state_change_latency:.1f} s (busy timeout 5 s)"
+    assert newcomer_latency < 7.0, "a newcomer is answered (as a guest) once creating them has failed"
+    assert await stored_user(committed_db, NEWCOMER) is None
     assert written_after_release == 2 * len(USERS) + 2
     assert journal.pending == 0 and journal.dropped == 0
     for person in USERS:
@@ -171,7 +177,8 @@ async def test_sqlite_locked_by_another_process_for_10_s(
     figures.record(
         "sqlite locked 10 s: reply latency",
         f"questions max {max(question_latencies) * 1000:.0f} ms (5 users at once); state change save_failed after "
-        f"{state_change_latency:.1f} s; events written after the release {written_after_release}, lost 0",
+        f"{state_change_latency:.1f} s; a newcomer answered as a guest after {newcomer_latency:.1f} s (not stored); "
+        f"events written after the release {written_after_release}, lost 0",
     )
 
 
