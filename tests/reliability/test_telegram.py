@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.core.conversation import Conversation
-from bot.core.types import Person
+from bot.core.types import Person, Reply
 from bot.handlers.context import RahnumaApplication
+from bot.handlers.sending import send_reply
 from storage.db import Database
 from storage.models import Event, MilestoneDone, User
 from tests.helpers import events_of, stored_user
@@ -316,9 +317,6 @@ async def test_a_6000_character_reply_goes_out_as_parts_telegram_accepts(
 ) -> None:
     """Defect 10 through the handler: a reply longer than one message is sent as several messages, each accepted
     by (the scripted) Telegram, which refuses invalid HTML and texts over 4,096 characters."""
-    from bot.core.types import Reply
-    from bot.handlers.sending import send_reply
-
     update = text_update(application, SAIMA, FIVERR)
     text = "\n\n".join(f"<b>Step {n}</b> <i>{'withdraw ' * 40}</i> &amp; <a href=\"https://x.example\">link</a>"
                        for n in range(1, 20))  # fmt: skip
