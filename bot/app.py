@@ -69,7 +69,10 @@ def build_application(
         .base_file_url(file_url_for(api_url))
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
         .context_types(ContextTypes(context=RahnumaContext, bot_data=BotData))
-        .rate_limiter(AIORateLimiter(max_retries=2))
+        # No retries in the limiter: its retry sleeps retry_after (an hour, for a long flood wait) while holding back
+        # every request of the process. bot/handlers/sending.py decides per reply: wait out a short one, record a
+        # long one as send_failed.
+        .rate_limiter(AIORateLimiter(max_retries=0))
         .concurrent_updates(True)
         .post_init(_open_runtime_factory(settings, with_dispatcher=with_dispatcher))
         .post_stop(_release_claims)

@@ -35,3 +35,7 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "alembic", "apscheduler", "tornado.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # At DEBUG these dump payloads: PTB every update and API call, aiosqlite every statement with its parameters,
+    # i.e. users' words. Never below INFO for them, whatever RAHNUMA_LOG_LEVEL says.
+    for payloads in ("telegram", "aiosqlite", "httpcore", "hpack"):
+        logging.getLogger(payloads).setLevel(max(logging.INFO, root.level))

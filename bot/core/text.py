@@ -121,17 +121,22 @@ def _split(tokens: list[Token], limit: int, level: int) -> list[list[Token]]:
     if level == len(_SEPARATORS):
         return _hard_split(tokens, limit)
     separator = _SEPARATORS[level]
+    gap = utf16_length(separator)
     chunks: list[list[Token]] = []
     current: list[Token] | None = None
+    current_length = 0  # kept as we go: recounting the chunk for every word made long texts quadratic
     for piece in _pieces(tokens, separator):
         for part in _split(piece, limit, level + 1):
+            part_length = _length(part)
             if current is None:
-                current = part
-            elif _length(current) + utf16_length(separator) + _length(part) <= limit:
-                current = [*current, ("text", separator), *part]
+                current, current_length = list(part), part_length
+            elif current_length + gap + part_length <= limit:
+                current.append(("text", separator))
+                current.extend(part)
+                current_length += gap + part_length
             else:
                 chunks.append(current)
-                current = part
+                current, current_length = list(part), part_length
     if current is not None:
         chunks.append(current)
     return chunks

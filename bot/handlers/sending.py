@@ -40,10 +40,11 @@ async def _send(
             context.bot_data.pacer.note_live()  # live replies go first: bulk sends wait one slot
         try:
             return await context.bot.send_message(chat_id, text, reply_markup=keyboard)
-        except Forbidden:
+        except Forbidden as exc:
             log.info("Chat %s blocked the bot; marking the user blocked", chat_id)
             if update.effective_user is not None and update.effective_chat and update.effective_chat.type == "private":
                 await context.conversation.blocked_changed(person_of(update), blocked=True)
+            await _failed(update, context, f"Forbidden: {exc.message}")
             return None
         except RetryAfter as exc:
             wait = exc.retry_after if isinstance(exc.retry_after, int | float) else exc.retry_after.total_seconds()

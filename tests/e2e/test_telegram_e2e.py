@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.conftest import TEST_RASA_TOKEN
+from tests.e2e.conftest import BOT_TOKEN
 from tests.e2e.harness import BotUnderTest
 from tests.e2e.simulated_user import BotApiLog, BotMessage, TelegramUser
 
@@ -296,3 +298,12 @@ async def test_privacy_in_a_group_shows_nothing_personal_and_points_to_a_private
     assert "Fiverr" in answer.plain_text and "Saima" not in answer.plain_text
     assert not answer.callback_data, "no personal buttons in a group"
     await bot.assert_healthy_since(checkpoint)
+
+
+async def test_no_secret_appears_in_any_line_the_bot_logged(bot: BotUnderTest) -> None:
+    """Issue 7, defect 7: after every story above (Rasa errors, refused calls, shutdowns of handlers), the bot's
+    log holds neither the bot token nor the Rasa token, in any form a URL would carry them."""
+    log = bot.log_text()
+    assert log.strip(), "the bot logged nothing: the check would prove nothing"
+    for secret in (BOT_TOKEN, TEST_RASA_TOKEN, BOT_TOKEN.split(":", 1)[1]):
+        assert secret not in log, f"a secret is in the bot's log ({len(log)} characters)"

@@ -43,6 +43,7 @@ pytestmark = pytest.mark.e2e
 # Not the polling bot's token: the emulator keeps this bot's calls and chats apart from the polling tests'.
 WEBHOOK_BOT_TOKEN = "7000000002:AAE2E_rahnuma_webhook_not_a_real_token"
 WEBHOOK_PATH = "tg-hook"
+WEBHOOK_RASA_TOKEN = "rasa-webhook-e2e-token-3c1d"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Ids no other test uses (the polling tests count up from 710_000_001).
 WELCOMED_USER_ID = 720_000_001
@@ -229,6 +230,7 @@ def webhook_bot(
         RAHNUMA_WEBHOOK_LISTEN="127.0.0.1",
         RAHNUMA_WEBHOOK_PORT=str(port),
         RAHNUMA_WEBHOOK_SECRET=secret,
+        RASA_TOKEN=WEBHOOK_RASA_TOKEN,  # its Rasa is unreachable, which it logs at start: never with the token
         RAHNUMA_LOG_LEVEL=os.environ.get("RAHNUMA_E2E_LOG_LEVEL", "INFO"),
         PYTHONUNBUFFERED="1",
     )
@@ -435,3 +437,5 @@ async def test_the_webhook_bot_stops_cleanly_on_sigint(webhook_bot: WebhookBot) 
         os.killpg(webhook_bot.process.pid, 0)  # no process of its group is left
     bad = [line for line in log.splitlines() if " ERROR " in line or " CRITICAL " in line or "Traceback" in line]
     assert not bad, "\n".join(bad)
+    for secret in (WEBHOOK_BOT_TOKEN, webhook_bot.secret, WEBHOOK_RASA_TOKEN):  # issue 7, defect 7
+        assert secret not in log, "a secret is in the webhook bot's log"
