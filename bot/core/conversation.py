@@ -163,7 +163,7 @@ class Conversation:
     async def blocked_changed(self, person: Person, *, blocked: bool) -> None:
         """Telegram says this person blocked (or unblocked) the bot: nothing proactive reaches a blocked user."""
         try:
-            user = await self.users.find(person)
+            user = await self.users.find(person, inbound=False)
             if user is not None and user.id is not None:
                 await self.users.set_blocked(user.id, blocked=blocked)
         except StorageError:
@@ -172,7 +172,7 @@ class Conversation:
     async def delivery_failed(self, person: Person, reason: str) -> None:
         """A reply Telegram did not take: recorded, so the log never claims an answer the user did not get."""
         try:
-            user = await self.users.find(person)
+            user = await self.users.find(person, inbound=False)
         except StorageError:
             user = None
         self._record(user, EventKind.SEND_FAILED, data={"reason": reason[:200]})

@@ -43,14 +43,18 @@ class Users:
         self.journal = journal
         self.clock = clock
 
-    async def find(self, person: Person) -> UserView | None:
-        """The stored user, or None; reads only (privacy commands must not create anyone). Raises StorageError."""
+    async def find(self, person: Person, *, inbound: bool = True) -> UserView | None:
+        """The stored user, or None; reads only (privacy commands must not create anyone). Raises StorageError.
+
+        `inbound`: the person is writing to us now, so if they had blocked the bot they are back. Bookkeeping about
+        a person (a failed send, a my_chat_member update) passes False.
+        """
         async with self.db.read() as session:
             user = await stored_users.get_user(session, channel=person.channel, external_id=person.external_id)
             found = view_of(user) if user else None
             seen = user.last_seen_at if user else None
             stored_name = user.display_name if user else None
-        if found is not None and found.id is not None and found.blocked:
+        if inbound and found is not None and found.id is not None and found.blocked:
             await self.set_blocked(found.id, blocked=False)  # writing again means they unblocked the bot
             found = dataclasses.replace(found, blocked=False)
         if found is not None and found.id is not None and seen is not None:

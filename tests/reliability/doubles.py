@@ -214,6 +214,7 @@ def connect(
         clock=conversation.clock,
         rasa=None,  # type: ignore[arg-type]
         conversation=conversation,
+        planners=[],
     )
     conversation.bot_username = BOT_USERNAME
 
