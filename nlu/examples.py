@@ -49,8 +49,7 @@ Slice = str  # "english", "roman_urdu" or "urdu_script"
 SLICES: tuple[Slice, ...] = ("english", "roman_urdu", "urdu_script")
 # Words that are Urdu written in Latin letters, as Pakistanis type them (several spellings each). Words that are
 # also English ("main", "to", "me", "he", "the", "hi", "ya") are left out, so English is never taken for Roman Urdu.
-_ROMAN_URDU_WORDS = frozenset(
-    """
+_ROMAN_URDU_TEXT = """
     hai hain hay hy ho hoon hun hu hota hoti hote hua hui huay hue tha thi thay thy kya kia kyaa kiya kiun kyun
     kyon kaise kese kaisay kesay kesy kaisa kaisi kesa kesi kaun kon kaunsa konsa kaunsi konsi kis kisi kahan kahaan
     kab kitna kitni kitne kitnay mein mai mujhe mjhe mujhse mera meri mere mery apna apni apne aap ap tum tumhara
@@ -61,8 +60,8 @@ _ROMAN_URDU_WORDS = frozenset(
     pehla pehli pehle agar jab tab toh agla agli kaam paise pese paisay kamai tareeqa tarika tareeka kahin baad
     saath sath wajah liay banaun banana banaya bana jata jati jate milta milti milte mil gaye aaya aayi aata aati
     hoga hogi hongi honge ghar din mahine saal kal aaj baat karenge karega naya naye nayi banaye banai
-    """.split()
-)
+"""
+_ROMAN_URDU_WORDS = frozenset(_ROMAN_URDU_TEXT.split())
 _WORD = re.compile(r"[^\W\d_]+")
 
 
