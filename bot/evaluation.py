@@ -16,10 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bot.core import buttons
 from bot.core.answers import Answers
 from bot.core.conversation import PERSONAL_INTENTS
-from bot.core.types import UserView
 from bot.settings import PROJECT_ROOT, Settings
 from content.library import Library, load_library
 from nlu import rasa_process
@@ -31,9 +29,7 @@ from nlu.understanding import Understanding
 from storage.codebook import Decision
 
 OUT_OF_SCOPE = "out_of_scope"
-ANSWERED = (Decision.ANSWER, Decision.ANSWER_WITH_ALTERNATIVES)
 REFUSED = (Decision.DONT_KNOW, Decision.OUT_OF_SCOPE)
-_VIEWER = UserView(id=None, language="en", language_chosen=True, display_name=None)
 
 
 @dataclass(frozen=True)
@@ -57,26 +53,23 @@ def expected_intent(label: str, library: Library) -> str:
 
 
 def outcome(answers: Answers, understanding: Understanding) -> Outcome:
-    """Run the policy on one Understanding the way Conversation does; personal intents are routed before it."""
+    """The policy's plan for one Understanding, routed the way Conversation does (personal intents first).
+
+    Answers.decide renders exactly this plan (tests/bot/test_answers.py), so the plan is what the user gets.
+    """
     if understanding.intent in PERSONAL_INTENTS:
         return Outcome(predicted=understanding.intent, article=None, decision=understanding.intent)
-    reply = answers.decide(understanding, _VIEWER)
-    offered = tuple(
-        action.article_id
-        for row in reply.buttons
-        for button in row
-        if button.data and isinstance(action := buttons.decode(button.data), buttons.OpenArticle)
-    )
+    plan = answers.plan(understanding)
     library = answers.library
-    if reply.article_id:
-        predicted = library.articles[reply.article_id].intent
-    elif reply.decision is Decision.DID_YOU_MEAN and offered:
-        predicted = library.articles[offered[0]].intent
-    elif reply.decision in REFUSED:
+    if plan.article_id:
+        predicted = library.articles[plan.article_id].intent
+    elif plan.decision is Decision.DID_YOU_MEAN:
+        predicted = library.articles[plan.others[0]].intent
+    elif plan.decision in REFUSED:
         predicted = OUT_OF_SCOPE
     else:
         predicted = understanding.intent
-    return Outcome(predicted=predicted, article=reply.article_id, offered=offered, decision=str(reply.decision))
+    return Outcome(predicted=predicted, article=plan.article_id, offered=plan.others, decision=str(plan.decision))
 
 
 @dataclass

@@ -21,6 +21,16 @@ PLATFORM_STEER_RATIO = 0.25
 SMALL_TALK = {"greet", "goodbye", "thanks", "help", "out_of_scope"}  # each answered by the ui.yml text of that name
 UNSURE_INTENTS = {FALLBACK_INTENT, "out_of_scope"}  # Rasa is unsure, or thinks it is not about freelancing
 ALTERNATIVES = 2  # "Not this? → …" buttons under an answer that is plausible but not sure
+SMALL_TALK_DECISIONS = {Decision(intent) for intent in SMALL_TALK}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the policy decided, before any text: the article shown and the others offered as buttons."""
+
+    decision: Decision
+    article_id: str | None = None
+    others: tuple[str, ...] = ()  # alternatives under an answer, or the did-you-mean suggestions
 
 
 @dataclass(frozen=True)
@@ -47,16 +57,50 @@ class Answers:
     def decide(self, understanding: Understanding, user: UserView, *, personal: bool = True) -> Reply:
         """The reply to a question; `personal=False` (groups) never uses the user's name."""
         lang = user.language
+        plan = self.plan(understanding)
         reply: Reply
-        if understanding.intent in SMALL_TALK and not self._article_outweighs(understanding):
+        if plan.decision in SMALL_TALK_DECISIONS:
             name = html.escape(user.display_name or "") if personal else ""
             reply = Reply(text=self.library.text(understanding.intent, lang, name=name).replace(" !", "!"))
-            reply.decision = Decision(understanding.intent)
+            reply.decision = plan.decision
         else:
-            reply = self._answer_or_suggest(understanding, lang)
+            reply = self.render(plan, lang)
         reply.intent = reply.intent or self.reported_intent(understanding, reply.article_id)
         reply.confidence = understanding.confidence
         reply.nlu_source = understanding.source
+        return reply
+
+    def plan(self, understanding: Understanding) -> Plan:
+        """The decision alone (which article, which others), without rendering: the policy itself."""
+        if understanding.intent in SMALL_TALK and not self._article_outweighs(understanding):
+            return Plan(Decision(understanding.intent))
+        limits = self.thresholds
+        candidates = self.steer_by_platform(understanding)
+        top = candidates[0] if candidates else None
+        needed = limits.answer if understanding.intent == RETRIEVAL_INTENT else limits.answer_unsure
+        article_intent = understanding.intent == RETRIEVAL_INTENT or understanding.intent in UNSURE_INTENTS
+        if top and article_intent and top.confidence >= needed:
+            rest = candidates[1:]
+            margin = top.confidence - (rest[0].confidence if rest else 0.0)
+            others = [c.article_id for c in rest if c.confidence >= limits.alternative][:ALTERNATIVES]
+            if (top.confidence >= limits.sure and margin >= limits.sure_margin) or not others:
+                return Plan(Decision.ANSWER, top.article_id)
+            return Plan(Decision.ANSWER_WITH_ALTERNATIVES, top.article_id, tuple(others))
+        suggestions = [c.article_id for c in candidates[:3] if c.confidence >= limits.alternative]
+        if suggestions and candidates[0].confidence >= limits.suggest:
+            return Plan(Decision.DID_YOU_MEAN, None, tuple(suggestions))
+        return Plan(Decision.DONT_KNOW)
+
+    def render(self, plan: Plan, lang: str) -> Reply:
+        """An article plan as a reply: the article with 👍/👎 (and "Not this? → …"), a did-you-mean or a don't-know."""
+        if plan.decision is Decision.DID_YOU_MEAN:
+            return self.did_you_mean([ArticleCandidate(a, 0.0) for a in plan.others], lang)
+        if plan.article_id is None:
+            return self.dont_know(lang)
+        reply = self.answer(self.library.articles[plan.article_id], lang, decision=plan.decision)
+        for other in plan.others:
+            title = self.library.articles[other].title[lang]
+            reply.buttons.append([Button.of(self._not_this_label(title, lang), buttons.OpenArticle(other))])
         return reply
 
     def _article_outweighs(self, understanding: Understanding) -> bool:
@@ -68,35 +112,6 @@ class Answers:
             and top.article_id in self.library.articles
             and top.confidence >= self.thresholds.answer_unsure
         )
-
-    def _answer_or_suggest(self, understanding: Understanding, lang: str) -> Reply:
-        limits = self.thresholds
-        candidates = self.steer_by_platform(understanding)
-        top = candidates[0] if candidates else None
-        needed = limits.answer if understanding.intent == RETRIEVAL_INTENT else limits.answer_unsure
-        article_intent = understanding.intent == RETRIEVAL_INTENT or understanding.intent in UNSURE_INTENTS
-        if top and article_intent and top.confidence >= needed:
-            return self._answer_best(candidates, lang)
-        suggestions = [c for c in candidates[:3] if c.confidence >= limits.alternative]
-        if suggestions and suggestions[0].confidence >= limits.suggest:
-            return self.did_you_mean(suggestions, lang)
-        return self.dont_know(lang)
-
-    def _answer_best(self, candidates: list[ArticleCandidate], lang: str) -> Reply:
-        """The best article; when it is plausible but not sure, the next two as "Not this? → …" buttons."""
-        top, rest = candidates[0], candidates[1:]
-        margin = top.confidence - (rest[0].confidence if rest else 0.0)
-        article = self.library.articles[top.article_id]
-        if top.confidence >= self.thresholds.sure and margin >= self.thresholds.sure_margin:
-            return self.answer(article, lang, decision=Decision.ANSWER)
-        others = [c for c in rest if c.confidence >= self.thresholds.alternative][:ALTERNATIVES]
-        if not others:
-            return self.answer(article, lang, decision=Decision.ANSWER)
-        reply = self.answer(article, lang, decision=Decision.ANSWER_WITH_ALTERNATIVES)
-        for other in others:
-            title = self.library.articles[other.article_id].title[lang]
-            reply.buttons.append([Button.of(self._not_this_label(title, lang), buttons.OpenArticle(other.article_id))])
-        return reply
 
     def _not_this_label(self, title: str, lang: str) -> str:
         label = self.library.text("not_this", lang, title=title)

@@ -25,7 +25,9 @@ def answers(library: Library) -> Answers:
     return Answers(library)
 
 
-def understood(intent: str, *scores: tuple[str, float], confidence: float = 0.9, **entities: list[str]) -> Understanding:
+def understood(
+    intent: str, *scores: tuple[str, float], confidence: float = 0.9, **entities: list[str]
+) -> Understanding:
     return Understanding(
         intent=intent,
         confidence=confidence,
@@ -151,7 +153,7 @@ def test_small_talk_is_never_replaced_by_an_article(answers: Answers) -> None:
 
 
 def test_a_named_platform_lifts_its_article_to_the_answer(answers: Answers) -> None:
-    """"withdraw from upwork" with Fiverr's article ranked first: the Upwork one is answered."""
+    """ "withdraw from upwork" with Fiverr's article ranked first: the Upwork one is answered."""
     reply = answers.decide(
         understood(
             "faq",
@@ -162,3 +164,16 @@ def test_a_named_platform_lifts_its_article_to_the_answer(answers: Answers) -> N
         ENGLISH,
     )
     assert reply.article_id == "upwork_withdrawal"
+
+
+@pytest.mark.parametrize(
+    "top", [LIMITS.sure + 0.1, LIMITS.answer + 0.01, (LIMITS.answer + LIMITS.suggest) / 2, LIMITS.suggest / 2]
+)
+def test_the_reply_is_exactly_the_plan(answers: Answers, top: float) -> None:
+    """`rahnuma nlu eval` counts Answers.plan; the reply the user gets must show the same article and buttons."""
+    understanding = understood(
+        "faq", ("fiverr_withdrawal", top), ("payoneer_setup", top - 0.01), ("wise_pakistan", 0.1)
+    )
+    plan = answers.plan(understanding)
+    reply = answers.decide(understanding, ENGLISH)
+    assert (reply.decision, reply.article_id, tuple(opened(reply))) == (plan.decision, plan.article_id, plan.others)
