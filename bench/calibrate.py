@@ -215,14 +215,17 @@ def replay(record: dict[str, Any], weight: float, embedding_weight: float = 0.0)
 
 
 def score(
-    records: list[dict[str, Any]], answers: Answers, weight: float, embedding_weight: float = 0.0
-) -> dict[str, float]:
+    records: list[dict[str, Any]], answers: Answers, weight: float = 0.5, embedding_weight: float = 0.0,
+    understandings: list[Understanding] | None = None,
+) -> dict[str, float]:  # fmt: skip
     from bot.evaluation import SliceFigures, expected_intent, outcome
 
+    if understandings is None:
+        understandings = [replay(record, weight, embedding_weight) for record in records]
     articles, others = SliceFigures(), SliceFigures()
-    for record in records:
+    for record, understanding in zip(records, understandings, strict=True):
         label = record["label"]
-        result = outcome(answers, replay(record, weight, embedding_weight))
+        result = outcome(answers, understanding)
         (articles if label.startswith("faq/") else others).add(label, expected_intent(label, answers.library), result)
     talk = others.in_scope
     return {
@@ -234,8 +237,12 @@ def score(
     }
 
 
-def choose(min_oos_recall: float, embeddings: bool) -> None:
-    """Grid over the thresholds; the chosen ones maximise right first replies with out-of-scope recall kept."""
+OLD_POLICY = {"answer": 0.45, "answer_unsure": 1.01, "suggest": 0.3}  # before issue 9 (0.45 only when Rasa said faq)
+
+
+def choose(min_oos_recall: float | None, embeddings: bool) -> None:
+    """Grid over the thresholds: the most right first replies while out-of-scope recall stays at or above
+    `min_oos_recall` (by default: what the policy before issue 9 had in the same cross-validation)."""
     from bot.core.answers import Answers, Thresholds
 
     data = json.loads(RECORDS.read_text(encoding="utf-8"))
@@ -243,27 +250,25 @@ def choose(min_oos_recall: float, embeddings: bool) -> None:
     if embeddings:
         add_embeddings(records, data["folds"])
     library = load_library()
-    rows = []
-    grid = itertools.product(
-        (0.4, 0.5, 0.6),
-        (0.0, 0.2, 0.35) if embeddings else (0.0,),
-        (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45),
-        (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.65, 1.01),
-        (0.1, 0.15, 0.2),
-    )
-    for weight, embedding_weight, answer, unsure, suggest in grid:
-        if suggest > answer:
-            continue
-        limits = Thresholds(answer=answer, answer_unsure=unsure, suggest=suggest)
-        rows.append(
-            (weight, embedding_weight, limits, score(records, Answers(library, limits), weight, embedding_weight))
-        )
-    old = Thresholds(answer=0.45, answer_unsure=1.01, suggest=0.3)
+    before = score(records, Answers(library, Thresholds(**OLD_POLICY)))
+    floor = before["out_of_scope_recall"] if min_oos_recall is None else min_oos_recall
     print(f"{len(records)} records in {data['folds']} folds")
-    before = score(records, Answers(library, old), 0.5)
-    print(f"before issue 9 (answer 0.45 when Rasa says faq, suggest 0.3): {_shown(before)}")
-    eligible = [row for row in rows if row[3]["out_of_scope_recall"] >= min_oos_recall]
+    print(f"before issue 9 (answer >= 0.45 when Rasa says faq, suggest >= 0.3): {_shown(before)}")
+    rows = []
+    for weight, embedding_weight in itertools.product((0.4, 0.5, 0.6), (0.0, 0.2, 0.35) if embeddings else (0.0,)):
+        understandings = [replay(record, weight, embedding_weight) for record in records]
+        for answer, unsure, suggest in itertools.product(
+            (0.2, 0.25, 0.3, 0.325, 0.35, 0.375, 0.4, 0.45),
+            (0.35, 0.4, 0.45, 0.5, 0.55, 0.65, 1.01),
+            (0.15, 0.2, 0.25, 0.3, 0.325, 0.35, 0.375, 0.4),
+        ):
+            if suggest <= answer:
+                limits = Thresholds(answer=answer, answer_unsure=unsure, suggest=suggest)
+                figures = score(records, Answers(library, limits), understandings=understandings)
+                rows.append((weight, embedding_weight, limits, figures))
+    eligible = [row for row in rows if row[3]["out_of_scope_recall"] >= floor]
     eligible.sort(key=lambda row: (-row[3]["first_reply_right"], -row[3]["conversational_kept"]))
+    print(f"{len(eligible)} of {len(rows)} settings keep out-of-scope recall >= {floor:.3f}; the best:")
     for weight, embedding_weight, limits, figures in eligible[:12]:
         print(
             f"w={weight} e={embedding_weight} answer={limits.answer} unsure={limits.answer_unsure} "
@@ -287,7 +292,7 @@ def main() -> None:
     collect_parser.add_argument("--folds", type=int, default=3)
     collect_parser.add_argument("--rasa", type=Path, default=PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa")
     choose_parser = sub.add_parser("choose")
-    choose_parser.add_argument("--min-oos-recall", type=float, default=0.92)
+    choose_parser.add_argument("--min-oos-recall", type=float, default=None)
     choose_parser.add_argument("--embeddings", action="store_true", help="also try MiniLM as a third ranker")
     args = parser.parse_args()
     if args.command == "collect":
