@@ -191,7 +191,8 @@ async def evaluate_against(rasa_url: str, *, library: Library | None = None) -> 
 
 def evaluate_rahnuma(settings: Settings) -> Figures:
     """Start a Rasa server with the trained model and evaluate the whole bot on the held-out file."""
-    with rasa_process.serving(settings.rasa_executable, log_file=PROJECT_ROOT / "data" / "rasa-eval.log") as url:
+    log_file = PROJECT_ROOT / "data" / "rasa-eval.log"
+    with rasa_process.serving(settings.rasa_executable, log_file=log_file, timeout=600) as url:
         return asyncio.run(evaluate_against(url))
 
 
