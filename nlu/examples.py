@@ -41,3 +41,40 @@ def intent_examples(path: Path = CONVERSATION_DATA) -> dict[str, list[str]]:
     for example in read_examples(path):
         grouped.setdefault(example.label, []).append(example.text)
     return grouped
+
+
+# ---- language slices -------------------------------------------------------------------------------------------
+
+Slice = str  # "english", "roman_urdu" or "urdu_script"
+SLICES: tuple[Slice, ...] = ("english", "roman_urdu", "urdu_script")
+# Words that are Urdu written in Latin letters, as Pakistanis type them (several spellings each). Words that are
+# also English ("main", "to", "me", "he", "the", "hi", "ya") are left out, so English is never taken for Roman Urdu.
+_ROMAN_URDU_TEXT = """
+    hai hain hay hy ho hoon hun hu hota hoti hote hua hui huay hue tha thi thay thy kya kia kyaa kiya kiun kyun
+    kyon kaise kese kaisay kesay kesy kaisa kaisi kesa kesi kaun kon kaunsa konsa kaunsi konsi kis kisi kahan kahaan
+    kab kitna kitni kitne kitnay mein mai mujhe mjhe mujhse mera meri mere mery apna apni apne aap ap tum tumhara
+    hum hamara ka ki ke ko se sy pe par pr nahi nahin nai ni na karun karoon krun karna krna karni karne karo kro
+    karein karen kar kr raha rha rahi rhi rahe gaya gya gayi gai gaye liya liye lye liye diya di dena lena chahiye
+    chahiay chahie chahta chahti sakta skta sakti sakte skte wala wali wale waala bhai yaar yar yr jaan ji batao
+    btao bataen bataein bataye samajh kuch kuchh koi bohat bohot bahut bht abhi ab phir fir aur lekin magar sirf
+    pehla pehli pehle agar jab tab toh agla agli kaam paise pese paisay kamai tareeqa tarika tareeka kahin baad
+    saath sath wajah liay banaun banana banaya bana jata jati jate milta milti milte mil gaye aaya aayi aata aati
+    hoga hogi hongi honge ghar din mahine saal kal aaj baat karenge karega naya naye nayi banaye banai
+"""
+_ROMAN_URDU_WORDS = frozenset(_ROMAN_URDU_TEXT.split())
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def language_slice(text: str) -> Slice:
+    """Which of the three ways people write a message is in: Urdu script, Roman Urdu or English.
+
+    Urdu script when most letters are Arabic-script; Roman Urdu when at least two words (or one in a message of
+    at most four words) are Urdu words in Latin letters; English otherwise.
+    """
+    letters = [ch for ch in text if ch.isalpha()]
+    arabic = sum(1 for ch in letters if "\u0600" <= ch <= "\u06ff" or "\u0750" <= ch <= "\u077f" or ch >= "\ufb50")
+    if letters and arabic / len(letters) > 0.5:
+        return "urdu_script"
+    words = _WORD.findall(text.casefold())
+    urdu = sum(1 for word in words if word in _ROMAN_URDU_WORDS)
+    return "roman_urdu" if urdu >= 2 or (urdu == 1 and len(words) <= 4) else "english"

@@ -29,6 +29,7 @@ class LexicalSearch:
     """Character-trigram TF-IDF cosine over every article question and title and every conversational example.
 
     A document's owner is an article id, or `intent:<name>` for the conversational examples.
+    Both come from the same files Rasa trains on (the articles' questions and nlu/data/conversation.yml).
     """
 
     def __init__(self, library: Library, intent_examples: dict[str, list[str]] | None = None) -> None:
@@ -38,7 +39,10 @@ class LexicalSearch:
                 documents.append((article.id, _ngrams(text)))
         examples = load_intent_examples() if intent_examples is None else intent_examples
         for intent, texts in examples.items():
-            documents.extend((f"intent:{intent}", _ngrams(text)) for text in texts)
+            # conversation.yml also holds a few article examples (faq/<id>): they count for that article
+            article_id = intent.removeprefix("faq/")
+            owner = article_id if intent.startswith("faq/") and article_id in library.articles else f"intent:{intent}"
+            documents.extend((owner, _ngrams(text)) for text in texts)
         document_frequency: Counter[str] = Counter()
         for _, grams in documents:
             document_frequency.update(grams.keys())

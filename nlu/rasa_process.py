@@ -134,11 +134,11 @@ _LAUNCHER = (
 )
 
 
-def serve_command(rasa: Path, rasa_url: str) -> list[str]:
+def serve_command(rasa: Path, rasa_url: str, *, model: Path = MODEL_FILE) -> list[str]:
     """The command line that serves the model at rasa_url (the token, if any, travels in the environment)."""
     parts = urlsplit(rasa_url)
     return [
-        str(rasa.with_name("python")), "-c", _LAUNCHER, "run", "--enable-api", "--model", str(MODEL_FILE),
+        str(rasa.with_name("python")), "-c", _LAUNCHER, "run", "--enable-api", "--model", str(model),
         "--interface", parts.hostname or "127.0.0.1", "--port", str(parts.port or 5005),
     ]  # fmt: skip
 
@@ -151,15 +151,17 @@ def serve_env(token: str | None) -> dict[str, str]:
     return env
 
 
-def start_background(rasa: Path, rasa_url: str, *, token: str | None = None, log_file: Path) -> subprocess.Popen[bytes]:
+def start_background(
+    rasa: Path, rasa_url: str, *, token: str | None = None, log_file: Path, model: Path = MODEL_FILE
+) -> subprocess.Popen[bytes]:
     """Start the server in its own process group so it can be stopped with everything it spawned."""
     _require(rasa)
-    if not MODEL_FILE.exists():
+    if not model.exists():
         raise RasaSetupError("no trained model; run `rahnuma nlu train` first")
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         return subprocess.Popen(
-            serve_command(rasa, rasa_url), stdout=log, stderr=subprocess.STDOUT, env=serve_env(token),
+            serve_command(rasa, rasa_url, model=model), stdout=log, stderr=subprocess.STDOUT, env=serve_env(token),
             start_new_session=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
 
@@ -172,10 +174,12 @@ def free_local_url() -> str:
 
 
 @contextmanager
-def serving(rasa: Path, *, log_file: Path, token: str | None = None, timeout: float = 240) -> Iterator[str]:
+def serving(
+    rasa: Path, *, log_file: Path, token: str | None = None, timeout: float = 240, model: Path = MODEL_FILE
+) -> Iterator[str]:
     """A Rasa server of our own on a free port for the duration of the block; yields its URL."""
     url = free_local_url()
-    process = start_background(rasa, url, token=token, log_file=log_file)
+    process = start_background(rasa, url, token=token, log_file=log_file, model=model)
     try:
         wait_until_healthy(url, token=token, timeout=timeout, process=process)
         yield url

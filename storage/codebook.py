@@ -74,6 +74,10 @@ class Decision(_Described):
     """What the bot decided to do with a turn (`data.decision` on `reply` events)."""
 
     ANSWER = "answer", "answered with an article"
+    ANSWER_WITH_ALTERNATIVES = (
+        "answer_with_alternatives",
+        "answered with the best article, plausible but not sure, and offered the next two as buttons",
+    )
     PICKED = "picked", "showed an article the user picked from buttons"
     DID_YOU_MEAN = "did_you_mean", "offered up to three articles as buttons"
     DONT_KNOW = "dont_know", "nothing close: said so honestly"

@@ -201,7 +201,8 @@ class Conversation:
         reply: Reply | None = None
         if understanding is not None and understanding.intent not in PERSONAL_INTENTS:
             decided = self.answers.decide(understanding, viewer, personal=False)
-            if decided.decision in (Decision.ANSWER, Decision.GREET, Decision.THANKS, Decision.GOODBYE):
+            answered = (Decision.ANSWER, Decision.ANSWER_WITH_ALTERNATIVES)
+            if decided.decision in (*answered, Decision.GREET, Decision.THANKS, Decision.GOODBYE):
                 reply = decided
                 reply.buttons = []
         if reply is None:

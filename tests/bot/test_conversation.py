@@ -122,3 +122,10 @@ async def test_answers_still_come_when_the_database_is_unreachable(
     progress = await broken.command(AYESHA, "progress")
     assert progress.decision is Decision.STORAGE_UNAVAILABLE, "an outage must not look like an empty checklist"
     await broken_db.dispose()
+
+
+async def test_a_question_in_a_group_gets_the_article_without_personal_buttons(conversation: Conversation) -> None:
+    """In a group the best article is answered (plausible answers too), but no callback button is attached."""
+    reply = await conversation.group_question(AYESHA, "how do I withdraw my money from fiverr")
+    assert reply.article_id == "fiverr_withdrawal"
+    assert all(button.data is None for row in reply.buttons for button in row)

@@ -95,8 +95,10 @@ async def test_held_out_accuracy_does_not_regress(
     """Guard on nlu/tests/test_nlu.yml (never trained on): the figures stay at or above their floor."""
     from bot.core.answers import Answers
 
-    figures, misses = await evaluate(Understander(lexical, rasa_client), Answers(library), load_examples())
-    assert figures.examples >= 150
-    assert figures.intent_accuracy >= 0.88, misses[:20]
-    assert figures.article_top1 >= 0.80, misses[:20]
-    assert figures.out_of_scope_recall >= 0.80, misses[:20]
+    figures = await evaluate(Understander(lexical, rasa_client), Answers(library), load_examples())
+    rates = figures.overall.rates
+    assert figures.overall.examples >= 250
+    # Floors a little under the figures of 2026-11-27 (0.804, 0.711, 0.865; docs/BENCHMARKS.md), not the targets.
+    assert rates["topic_accuracy"] >= 0.77, figures.misses[:20]
+    assert rates["first_reply_right"] >= 0.67, figures.misses[:20]
+    assert rates["out_of_scope_recall"] >= 0.82, figures.misses[:20]

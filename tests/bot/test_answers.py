@@ -1,0 +1,181 @@
+"""The answer policy, branch by branch, on hand-built Understandings (no Rasa, no database).
+
+Scores are placed relative to the thresholds in force, so these tests keep their meaning when the thresholds are
+chosen again (bench/calibrate.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core import buttons
+from bot.core.answers import Answers, Thresholds
+from bot.core.types import MAX_LABEL_CHARS, Reply, UserView
+from content.library import Library
+from nlu.understanding import ArticleCandidate, Understanding
+from storage.codebook import Decision
+
+LIMITS = Thresholds()
+ENGLISH = UserView(id=None, language="en", language_chosen=True)
+URDU = UserView(id=None, language="ur", language_chosen=True)
+
+
+@pytest.fixture(scope="module")
+def answers(library: Library) -> Answers:
+    return Answers(library)
+
+
+def understood(
+    intent: str, *scores: tuple[str, float], confidence: float = 0.9, **entities: list[str]
+) -> Understanding:
+    return Understanding(
+        intent=intent,
+        confidence=confidence,
+        source="rasa",
+        entities=dict(entities),
+        articles=tuple(ArticleCandidate(article, score) for article, score in scores),
+    )
+
+
+def opened(reply: Reply) -> list[str]:
+    """The articles the reply's buttons open, in order."""
+    found = []
+    for row in reply.buttons:
+        for button in row:
+            action = buttons.decode(button.data or "")
+            if isinstance(action, buttons.OpenArticle):
+                found.append(action.article_id)
+    return found
+
+
+def test_an_answer_without_runners_up_comes_alone(answers: Answers) -> None:
+    """Only one article is anywhere near: the answer with 👍/👎 and nothing else to choose from."""
+    reply = answers.decide(
+        understood("faq", ("fiverr_withdrawal", 0.9), ("payoneer_setup", LIMITS.alternative / 2)), ENGLISH
+    )
+    assert reply.decision is Decision.ANSWER
+    assert reply.article_id == "fiverr_withdrawal"
+    assert opened(reply) == []
+
+
+def test_an_answer_comes_with_the_next_two_as_not_this_buttons(answers: Answers) -> None:
+    """Answer first (issue 9): the best article now, the runners-up one tap away instead of a "did you mean"."""
+    plausible = LIMITS.answer + 0.02
+    reply = answers.decide(
+        understood(
+            "faq",
+            ("fiverr_withdrawal", plausible),
+            ("payoneer_setup", plausible - 0.01),
+            ("upwork_withdrawal", plausible - 0.02),
+            ("wise_pakistan", plausible - 0.03),
+        ),
+        ENGLISH,
+    )
+    assert reply.decision is Decision.ANSWER_WITH_ALTERNATIVES
+    assert reply.article_id == "fiverr_withdrawal"
+    assert "Withdrawing your Fiverr earnings" in reply.text
+    assert opened(reply) == ["payoneer_setup", "upwork_withdrawal"]
+    labels = [button.label for row in reply.buttons[1:] for button in row]
+    assert all(label.startswith("Not this? → ") for label in labels)
+
+
+def test_not_this_buttons_speak_urdu_and_fit_telegram(answers: Answers, library: Library) -> None:
+    longest = max(library, key=lambda article: len(article.title["en"])).id
+    reply = answers.decide(
+        understood("faq", ("fiverr_withdrawal", LIMITS.answer + 0.01), (longest, LIMITS.answer)), URDU
+    )
+    labels = [button.label for row in reply.buttons[1:] for button in row]
+    assert labels and labels[0].startswith("یہ نہیں؟ → ")
+    english = answers.decide(
+        understood("faq", ("fiverr_withdrawal", LIMITS.answer + 0.01), (longest, LIMITS.answer)), ENGLISH
+    )
+    label = english.buttons[1][0].label
+    assert len(label) <= MAX_LABEL_CHARS and label.endswith("…")
+
+
+def test_an_unsure_rasa_with_a_weak_match_asks_did_you_mean(answers: Answers) -> None:
+    """Real ambiguity: Rasa is unsure and nothing matches well enough to answer, something is worth offering."""
+    weak = (LIMITS.suggest + LIMITS.answer_unsure) / 2
+    reply = answers.decide(
+        understood("nlu_fallback", ("fiverr_withdrawal", weak), ("payoneer_setup", weak - 0.01), confidence=0.3),
+        ENGLISH,
+    )
+    assert reply.decision is Decision.DID_YOU_MEAN
+    assert reply.article_id is None
+    assert opened(reply) == ["fiverr_withdrawal", "payoneer_setup"]
+
+
+def test_nothing_close_is_an_honest_dont_know(answers: Answers) -> None:
+    reply = answers.decide(understood("faq", ("fiverr_withdrawal", LIMITS.suggest / 2)), ENGLISH)
+    assert reply.decision is Decision.DONT_KNOW
+    assert reply.buttons == []
+
+
+def test_an_unsure_rasa_still_answers_an_article_that_matches_well(answers: Answers) -> None:
+    """nlu_fallback (low confidence) with a strong article match: answer it, with the runners-up."""
+    reply = answers.decide(
+        understood(
+            "nlu_fallback",
+            ("identity_verification", LIMITS.answer_unsure + 0.01),
+            ("upwork_profile_review", 0.2),
+            confidence=0.3,
+        ),
+        URDU,
+    )
+    assert reply.article_id == "identity_verification"
+    assert reply.decision in (Decision.ANSWER, Decision.ANSWER_WITH_ALTERNATIVES)
+
+
+def test_below_the_answer_threshold_rasa_faq_is_an_honest_dont_know(answers: Answers) -> None:
+    """Rasa says faq but the best article is weak: cross-validation found answering or refusing beats did-you-mean."""
+    reply = answers.decide(understood("faq", ("identity_verification", LIMITS.answer - 0.01)), ENGLISH)
+    expected = Decision.DID_YOU_MEAN if LIMITS.suggest < LIMITS.answer else Decision.DONT_KNOW
+    assert reply.decision is expected
+
+
+def test_urdu_question_called_out_of_scope_is_answered_when_an_article_matches(answers: Answers) -> None:
+    """Issue 9: a low-confidence Urdu-script question must not fall to out_of_scope when an article matches."""
+    reply = answers.decide(
+        understood("out_of_scope", ("upwork_profile_review", LIMITS.answer_unsure + 0.05), confidence=0.35), URDU
+    )
+    assert reply.decision in (Decision.ANSWER, Decision.ANSWER_WITH_ALTERNATIVES)
+    assert reply.article_id == "upwork_profile_review"
+    assert reply.intent == "ask_onboarding"
+
+
+def test_out_of_scope_stays_out_of_scope_when_no_article_matches(answers: Answers) -> None:
+    reply = answers.decide(
+        understood("out_of_scope", ("fiverr_withdrawal", LIMITS.answer_unsure - 0.1), confidence=0.8), ENGLISH
+    )
+    assert reply.decision is Decision.OUT_OF_SCOPE
+    assert reply.article_id is None
+
+
+def test_small_talk_is_never_replaced_by_an_article(answers: Answers) -> None:
+    reply = answers.decide(understood("greet", ("fiverr_withdrawal", 0.99)), ENGLISH)
+    assert reply.decision is Decision.GREET and reply.article_id is None
+
+
+def test_a_named_platform_lifts_its_article_to_the_answer(answers: Answers) -> None:
+    """ "withdraw from upwork" with Fiverr's article ranked first: the Upwork one is answered."""
+    reply = answers.decide(
+        understood(
+            "faq",
+            ("fiverr_withdrawal", 0.8),
+            ("upwork_withdrawal", 0.7),
+            platform=["upwork"],
+        ),
+        ENGLISH,
+    )
+    assert reply.article_id == "upwork_withdrawal"
+
+
+@pytest.mark.parametrize("top", [0.9, LIMITS.answer + 0.01, LIMITS.suggest - 0.01, LIMITS.suggest / 2])
+def test_the_reply_is_exactly_the_plan(answers: Answers, top: float) -> None:
+    """`rahnuma nlu eval` counts Answers.plan; the reply the user gets must show the same article and buttons."""
+    understanding = understood(
+        "faq", ("fiverr_withdrawal", top), ("payoneer_setup", top - 0.01), ("wise_pakistan", 0.1)
+    )
+    plan = answers.plan(understanding)
+    reply = answers.decide(understanding, ENGLISH)
+    assert (reply.decision, reply.article_id, tuple(opened(reply))) == (plan.decision, plan.article_id, plan.others)
