@@ -65,24 +65,22 @@ def report_command(
 
     started = time.monotonic()
 
-    async def go() -> int:
+    async def go() -> str:
         db = Database.connect(database_url)
         try:
-            html = await build_report(db, library=load_library(), period=Period(since, until))
+            return await build_report(db, library=load_library(), period=Period(since, until))
         finally:
             await db.dispose()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html, encoding="utf-8")
-        print(
-            f"Wrote {out} ({len(html.encode()) / 1024:.0f} KiB) in {time.monotonic() - started:.1f} s", file=sys.stderr
-        )
-        return 0
 
     try:
-        return asyncio.run(go())
+        html = asyncio.run(go())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
     except (StorageError, OSError) as exc:
         print(f"report failed: {exc}", file=sys.stderr)
         return 1
+    print(f"Wrote {out} ({len(html.encode()) / 1024:.0f} KiB) in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return 0
 
 
 def demo_command(

@@ -332,19 +332,19 @@ async def _write(
         outbox_rows: list[dict[str, Any]] = []
         owners: list[tuple[int, list[dict[str, Any]]]] = []
         for user_id, person in zip(ids, people, strict=True):
-            for row, events in person.nudges:
+            for row, nudge_events in person.nudges:
                 row["user_id"], row["chat_id"] = user_id, 0
                 row["dedupe_key"] = f"demo:{row['campaign']}:{user_id}:{row['not_before'].isoformat()}"
                 outbox_rows.append(row)
-                owners.append((user_id, events))
+                owners.append((user_id, nudge_events))
             for index, at in enumerate(broadcasts):
                 if person.created < at:
                     outbox_rows.append(_broadcast(user_id, index + 1, at, rng))
                     owners.append((user_id, []))
         outbox_ids = await stored.insert_outbox(session, rows=outbox_rows)
         events: list[dict[str, Any]] = []
-        for outbox_id, (user_id, nudge_events) in zip(outbox_ids, owners, strict=True):
-            for event in nudge_events:
+        for outbox_id, (user_id, planned_events) in zip(outbox_ids, owners, strict=True):
+            for event in planned_events:
                 event["user_id"] = user_id
                 event["data"] = {**(event["data"] or {}), "outbox_id": outbox_id}
                 events.append(event)

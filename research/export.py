@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from content.library import Library
-from research.kanon import K, Generalisation
+from research.kanon import Generalisation, K
 from research.pseudonyms import Pseudonyms
 from research.schema import Field, Row, Table, datapackage
 from research.tables import TABLES
@@ -201,7 +201,7 @@ async def export(
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; use csv or parquet")
     period = period or Period()
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a script's own folder; the files are written synchronously too
     files: dict[str, dict[str, Any]] = {}
     written: list[Path] = []
     async with db.read() as session:

@@ -302,8 +302,9 @@ async def _questions(session: Session, library: Library, period: Period) -> tupl
         f"Content to fix first: “{worst_title}” ({_pct(worst_down / (worst_up + worst_down))} of ratings not helpful)."
     )
     section.figures.append(
-        ("feedback", svg.stacked_hbar_chart(bars_rows, title="Helpful or not, by article", label_width=290, count_text=cell,
-                                            legend=[("not helpful", svg.RED), ("helpful", svg.TEAL)]), text)
+        ("feedback", svg.stacked_hbar_chart(bars_rows, title="Helpful or not, by article", label_width=290,
+                                            count_text=cell, legend=[("not helpful", svg.RED), ("helpful", svg.TEAL)]),
+         text)
     )  # fmt: skip
     return section, findings
 
@@ -315,15 +316,15 @@ async def _nudges(session: Session, library: Library, period: Period) -> tuple[S
     outcomes: Counter[str] = Counter()
     by_rule: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_arm: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for campaign, experiment, arm, status, responded, n in rows:
+    for campaign, experiment_id, arm_name, status, responded, n in rows:
         outcomes[status] += n
         rule = (campaign or "").removeprefix("nudge:")
         if status == "sent":
             by_rule[rule][0] += n
             by_rule[rule][1] += n if responded else 0
-        if experiment and arm and status in ("sent", "withheld"):
-            by_arm[(experiment, arm)][0] += n
-            by_arm[(experiment, arm)][1] += n if responded else 0
+        if experiment_id and arm_name and status in ("sent", "withheld"):
+            by_arm[(experiment_id, arm_name)][0] += n
+            by_arm[(experiment_id, arm_name)][1] += n if responded else 0
     section.lead = (
         "A nudge counts as answered when the person writes or presses a button within 48 hours of it. Control arms "
         "send nothing; the same 48 hours after the time they would have gone are counted, so arms compare like "

@@ -55,8 +55,8 @@ def nice_max(value: float) -> float:
     power = 10 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * power:
-            return step * power
-    return 10 * power
+            return float(step * power)
+    return float(10 * power)
 
 
 def ticks(maximum: float, count: int = 4) -> list[float]:
@@ -167,7 +167,7 @@ def line_chart(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[
             body.append(f'<text x="{x:.1f}" y="{height - bottom + 18}" text-anchor="middle" fill="{MUTED}" '
                         f'font-size="11">{_t(label)}</text>')  # fmt: skip
     for _, color, points in series:
-        path = []
+        path: list[str] = []
         for i, v in enumerate(points):
             if v is None:
                 continue

@@ -38,6 +38,7 @@ from storage.models import Event, ExperimentAssignment, MilestoneDone, OutboxMes
 from storage.types import UtcDateTime
 
 BATCH = 10_000
+Query = Select[*tuple[Any, ...]]  # a select of any columns
 RESPONSE_WINDOW_HOURS = 48
 EPOCH_MONDAY = dt.date(1969, 12, 29)  # week_index 0 starts here (1970-01-01 was a Thursday)
 # The events whose words an export may carry, for users who consent (docs/RESEARCH.md). Replies are left out: they
@@ -53,7 +54,7 @@ QUESTION_DECISIONS = (Decision.ANSWER, Decision.DID_YOU_MEAN, Decision.DONT_KNOW
 
 def _percents(compiler: SQLCompiler, pattern: str) -> str:
     """A quoted strftime pattern; `%` doubled only for drivers whose paramstyle needs it."""
-    return "'" + compiler.post_process_text(pattern) + "'"
+    return "'" + str(compiler.post_process_text(pattern)) + "'"  # type: ignore[no-untyped-call]
 
 
 class minute_iso(FunctionElement[str]):  # noqa: N801 - a SQL function, named like one
@@ -102,7 +103,7 @@ class plus_hours(FunctionElement[dt.datetime]):  # noqa: N801
 @compiles(plus_hours, "sqlite")
 def _plus_hours_sqlite(element: plus_hours, compiler: SQLCompiler, **kw: Any) -> str:
     column, hours = list(element.clauses)
-    hours_value = int(hours.value)  # type: ignore[attr-defined]
+    hours_value = int(hours.value)
     pattern = _percents(compiler, "%Y-%m-%d %H:%M:%f")
     return f"strftime({pattern}, {compiler.process(column, **kw)}, '+{hours_value} hours')"
 
@@ -110,7 +111,7 @@ def _plus_hours_sqlite(element: plus_hours, compiler: SQLCompiler, **kw: Any) ->
 @compiles(plus_hours, "postgresql")
 def _plus_hours_postgresql(element: plus_hours, compiler: SQLCompiler, **kw: Any) -> str:
     column, hours = list(element.clauses)
-    hours_value = int(hours.value)  # type: ignore[attr-defined]
+    hours_value = int(hours.value)
     return f"({compiler.process(column, **kw)} + interval '{hours_value} hours')"
 
 
@@ -144,7 +145,7 @@ class Period:
         return conditions
 
 
-async def _stream(session: AsyncSession, query: Select[Any], batch: int = BATCH) -> AsyncIterator[Sequence[Any]]:
+async def _stream(session: AsyncSession, query: Query, batch: int = BATCH) -> AsyncIterator[Sequence[Any]]:
     """Core rows (not ORM) through the session's connection: a third of the per-row cost at a million rows."""
     connection = await session.connection()
     result = await connection.stream(query.execution_options(yield_per=batch))
@@ -152,7 +153,7 @@ async def _stream(session: AsyncSession, query: Select[Any], batch: int = BATCH)
         yield partition
 
 
-async def count(session: AsyncSession, query: Select[Any]) -> int:
+async def count(session: AsyncSession, query: Query) -> int:
     """How many rows a query returns (for progress bars)."""
     return int(await session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
 
@@ -160,7 +161,7 @@ async def count(session: AsyncSession, query: Select[Any]) -> int:
 # ---- export: one query per table, streamed --------------------------------------------------------------------------
 
 
-def users_query(period: Period) -> Select[Any]:
+def users_query(period: Period) -> Query:
     """Users who had started by the end of the period (profile and consent state as they are now)."""
     query = select(
         User.id, User.created_at, User.channel, User.language, User.skill, User.platforms, User.city,
@@ -172,7 +173,7 @@ def users_query(period: Period) -> Select[Any]:
     return query
 
 
-def events_query(period: Period) -> Select[Any]:
+def events_query(period: Period) -> Query:
     """Events in time order; `text` only for kinds that may carry words, and only while the user consents.
     `data` comes as JSON text (see `json_of`): decoding it only where needed is cheaper at a million rows."""
     keep_text = and_(User.research_consent.is_(True), Event.kind.in_(TEXT_KINDS), Event.text.is_not(None))
@@ -196,7 +197,7 @@ def events_query(period: Period) -> Select[Any]:
     )
 
 
-def milestones_query(period: Period) -> Select[Any]:
+def milestones_query(period: Period) -> Query:
     return (
         select(
             MilestoneDone.user_id,
@@ -248,7 +249,7 @@ def _opened() -> ColumnElement[Any]:
     )
 
 
-def nudges_query(period: Period) -> Select[Any]:
+def nudges_query(period: Period) -> Query:
     """Outbox rows of kind nudge planned in the period, with when they went (or would have) and what followed."""
     return (
         select(
@@ -268,7 +269,7 @@ def nudges_query(period: Period) -> Select[Any]:
     )
 
 
-def deliveries_query(period: Period) -> Select[Any]:
+def deliveries_query(period: Period) -> Query:
     """Every other outbox row (broadcasts, relays, introductions, digests, system notices)."""
     return (
         select(
@@ -287,7 +288,7 @@ def deliveries_query(period: Period) -> Select[Any]:
     )
 
 
-def broadcasts_query(period: Period) -> Select[Any]:
+def broadcasts_query(period: Period) -> Query:
     """One row per broadcast campaign: its messages by outcome."""
     status = OutboxMessage.status
     counted = [func.sum(case((status == name, 1), else_=0)) for name in BROADCAST_OUTCOMES]
@@ -308,7 +309,7 @@ def broadcasts_query(period: Period) -> Select[Any]:
 BROADCAST_OUTCOMES = ("sent", "blocked", "failed", "expired", "cancelled", "uncertain", "pending", "claimed")
 
 
-def feedback_query(period: Period) -> Select[Any]:
+def feedback_query(period: Period) -> Query:
     return (
         select(Event.user_id, minute_iso(Event.at), Event.article_id, Event.data["helpful"].as_boolean())
         .where(Event.kind == EventKind.FEEDBACK, *period.of(Event.at))
@@ -316,7 +317,7 @@ def feedback_query(period: Period) -> Select[Any]:
     )
 
 
-async def stream(session: AsyncSession, query: Select[Any], batch: int = BATCH) -> AsyncIterator[Sequence[Any]]:
+async def stream(session: AsyncSession, query: Query, batch: int = BATCH) -> AsyncIterator[Sequence[Any]]:
     """Rows of an export query in batches."""
     async for rows in _stream(session, query, batch):
         yield rows
