@@ -118,7 +118,8 @@ def _csv_booleans(row: Row, positions: list[int]) -> Row:
 
 
 class ParquetWriter:
-    """Row groups written as they come through one pyarrow ParquetWriter; times as timestamp[s, UTC]."""
+    """Row groups written as they come through one pyarrow ParquetWriter; times as timestamp[ms, UTC] (Parquet has no
+    seconds unit), always on a whole minute."""
 
     def __init__(self, path: Path, fields: Sequence[Field]) -> None:
         try:
@@ -132,7 +133,7 @@ class ParquetWriter:
         self._pa, self._pc = pa, pc
         types = {
             "string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
-            "datetime": pa.timestamp("s", tz="UTC"), "date": pa.date32(),
+            "datetime": pa.timestamp("ms", tz="UTC"), "date": pa.date32(),
         }  # fmt: skip
         self._fields = list(fields)
         self._schema = pa.schema(
