@@ -19,11 +19,19 @@ async def real_users(session: AsyncSession) -> int:
 
 
 async def _insert_returning_ids(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Core executemany (not the ORM's bulk path, which sends a row at a time here), batched by insertmanyvalues."""
     if not rows:
         return []
     table: Any = model.__table__
-    result = await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows))
+    connection = await session.connection()
+    result = await connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows))
     return [int(row[0]) for row in result]
+
+
+async def _insert(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        connection = await session.connection()
+        await connection.execute(insert(model.__table__), list(rows))
 
 
 async def insert_users(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -36,15 +44,12 @@ async def insert_outbox(session: AsyncSession, *, rows: Sequence[dict[str, Any]]
 
 
 async def insert_events(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(Event), list(rows))
+    await _insert(session, Event, rows)
 
 
 async def insert_milestones(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(MilestoneDone), list(rows))
+    await _insert(session, MilestoneDone, rows)
 
 
 async def insert_assignments(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(ExperimentAssignment), list(rows))
+    await _insert(session, ExperimentAssignment, rows)
