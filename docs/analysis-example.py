@@ -61,7 +61,7 @@ def experiment(tables: dict[str, pd.DataFrame], name: str = "welcome_d3_wording"
     difference to the control arm."""
     nudges = tables["nudges"]
     rows = nudges[(nudges["experiment"] == name) & nudges["outcome"].isin(["sent", "withheld"])]
-    arms = rows.groupby("arm")["responded"].agg(n="count", answered="sum")
+    arms = rows.groupby("arm")["responded"].agg(n="count", answered="sum").astype(int)
     arms["rate"] = arms["answered"] / arms["n"]
     arms[["low", "high"]] = [wilson(int(k), int(n)) for k, n in zip(arms["answered"], arms["n"], strict=True)]
     control = arms.loc["control", "rate"] if "control" in arms.index else float("nan")
