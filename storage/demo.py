@@ -30,8 +30,9 @@ async def _insert_returning_ids(session: AsyncSession, model: type[Base], rows: 
 
 async def _insert(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     if rows:
+        table: Any = model.__table__
         connection = await session.connection()
-        await connection.execute(insert(model.__table__), list(rows))
+        await connection.execute(insert(table), list(rows))
 
 
 async def insert_users(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> list[int]:
