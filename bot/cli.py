@@ -362,7 +362,13 @@ def _salt(settings: Settings) -> str | None:
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     from research import commands as research
+    from research.pseudonyms import SaltError, check_salt
 
+    try:
+        check_salt(_salt(settings))  # before touching the database
+    except SaltError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     _migrate_quietly(settings)
     return research.export_command(
         settings.database_url, salt=_salt(settings), out=args.out, since=args.since, until=args.until, fmt=args.format
