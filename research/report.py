@@ -151,14 +151,22 @@ async def _funnel(session: Session, library: Library, period: Period) -> tuple[S
     return section, findings
 
 
-async def _activity(session: Session, period: Period) -> Section:
+async def _activity(session: Session, period: Period) -> tuple[Section, int]:
+    """Weekly active people and retention by start cohort, from one pass over (person, start week, active week)."""
     section = Section("activity", "Activity and retention")
-    weekly = await stored.weekly_active(session, period)
-    sizes, active = await stored.cohort_activity(session, period)
+    weekly: Counter[int] = Counter()
+    active: Counter[tuple[int, int]] = Counter()
+    people: set[int] = set()
+    async for rows in stored.active_weeks(session, period):
+        for user_id, started, week in rows:
+            weekly[week] += 1
+            active[(started, week)] += 1
+            people.add(user_id)
+    sizes = await stored.cohort_sizes(session, period)
     if not weekly:
         section.figures.append(("wau", svg.empty_chart("No activity in this period.", title="Weekly active"), ""))
         section.figures.append(("retention", svg.empty_chart("No cohorts yet.", title="Retention"), ""))
-        return section
+        return section, 0
     weeks = list(range(min(weekly), max(weekly) + 1))
     values = [None if small(weekly.get(w, 0)) else float(weekly.get(w, 0)) for w in weeks]
     notes = ["<5" if small(weekly.get(w, 0)) else None for w in weeks]
@@ -206,7 +214,7 @@ async def _activity(session: Session, period: Period) -> Section:
     section.figures.append(
         ("retention", svg.heatmap(rows, [f"+{k}" for k in columns], cells, title="Retention by start cohort"), text)
     )
-    return section
+    return section, len(people)
 
 
 async def _questions(session: Session, library: Library, period: Period) -> tuple[Section, list[str]]:
@@ -215,16 +223,21 @@ async def _questions(session: Session, library: Library, period: Period) -> tupl
     rows = await stored.questions(session, period)
     by_topic: Counter[tuple[str, str | None]] = Counter()
     by_week: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for week, decision, intent, language, n in rows:
-        topic = UNANSWERED if decision == "dont_know" else TOPICS.get(intent or "", "Other")
+    for week, kind, intent, language, n in rows:
+        if kind == "unanswered":
+            topic = UNANSWERED
+        elif intent in TOPICS:
+            topic = TOPICS[intent]
+        else:
+            continue  # greetings, thanks, out of scope...: not questions about freelancing
         by_topic[(topic, language if language in ("en", "ur") else None)] += n
         by_week[week][0] += n
-        by_week[week][1] += n if decision == "dont_know" else 0
-    if not rows:
+        by_week[week][1] += n if topic == UNANSWERED else 0
+    if not by_topic:
         section.figures.append(("topics", svg.empty_chart("No questions in this period.", title="Topics"), ""))
         section.figures.append(("unanswered", svg.empty_chart("No questions.", title="Unanswered"), ""))
     else:
-        topics = [*TOPICS.values(), "Other", UNANSWERED]
+        topics = [*TOPICS.values(), UNANSWERED]
         used_languages = [(code, name, color) for code, name, color in LANGUAGES if any(k[1] == code for k in by_topic)]
         groups = []
         for topic in topics:
@@ -240,8 +253,8 @@ async def _questions(session: Session, library: Library, period: Period) -> tupl
         )
         urdu = sum(n for (_, language), n in by_topic.items() if language == "ur")
         text = (
-            f"{cell(total)} questions (replies that answered, offered choices or said “I don't know”), by the topic "
-            f"of the article and the person's language. Most are about {top_topic.lower()}; "
+            f"{cell(total)} questions about freelancing (messages the bot took for a question on a topic, and those "
+            f"it could not answer), by topic and the person's language. Most are about {top_topic.lower()}; "
             f"{_pct(urdu / total)} come from people who chose Urdu."
         )
         section.figures.append(
@@ -453,7 +466,7 @@ async def build_report(db: Database, *, library: Library, period: Period, now: d
         totals = await stored.totals(session, period)
         first, last = await stored.time_span(session)
         funnel, funnel_findings = await _funnel(session, library, period)
-        activity = await _activity(session, period)
+        activity, active_people = await _activity(session, period)
         questions, question_findings = await _questions(session, library, period)
         nudges, nudge_findings = await _nudges(session, library, period)
         broadcasts = await _broadcasts(session, period)
@@ -463,7 +476,8 @@ async def build_report(db: Database, *, library: Library, period: Period, now: d
     span = f"{start:%d %b %Y} – {end:%d %b %Y}" if start and end else "no data yet"
     created = (now or dt.datetime.now(dt.UTC)).strftime("%d %b %Y %H:%M UTC")
     findings = funnel_findings + nudge_findings + question_findings
-    return _page(span=span, created=created, totals=totals, sections=sections, findings=findings)
+    return _page(span=span, created=created, totals={**totals, "active": active_people}, sections=sections,
+                 findings=findings)  # fmt: skip
 
 
 CSS = """

@@ -22,7 +22,6 @@ from sqlalchemy import (
     Text,
     and_,
     case,
-    distinct,
     func,
     literal,
     select,
@@ -33,7 +32,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from storage.codebook import INBOUND_KINDS, Decision, EventKind
+from storage.codebook import INBOUND_KINDS, EventKind
 from storage.models import Event, ExperimentAssignment, MilestoneDone, OutboxMessage, User
 from storage.types import UtcDateTime
 
@@ -46,7 +45,6 @@ EPOCH_MONDAY = dt.date(1969, 12, 29)  # week_index 0 starts here (1970-01-01 was
 TEXT_KINDS = (
     EventKind.MESSAGE, EventKind.COMMAND, EventKind.PROFILE_ANSWER, EventKind.UNANSWERED, EventKind.BUTTON,
 )  # fmt: skip
-QUESTION_DECISIONS = (Decision.ANSWER, Decision.DID_YOU_MEAN, Decision.DONT_KNOW)
 
 
 # ---- dialect helpers -----------------------------------------------------------------------------------------------
@@ -352,47 +350,38 @@ async def ladder_rows(session: AsyncSession, period: Period) -> AsyncIterator[Se
         yield rows
 
 
-async def weekly_active(session: AsyncSession, period: Period) -> dict[int, int]:
-    """Week → users who wrote or pressed something that week."""
-    week = week_index(Event.at)
-    rows = await session.execute(
-        select(week, func.count(distinct(Event.user_id)))
-        .where(Event.kind.in_(INBOUND_KINDS), Event.user_id.is_not(None), *period.of(Event.at))
-        .group_by(week)
+async def active_weeks(session: AsyncSession, period: Period) -> AsyncIterator[Sequence[Any]]:
+    """(user, week they started, week they were active) once per active week: one pass over the inbound events
+    gives weekly active users, retention by start cohort and the number of active people."""
+    started, active = week_index(User.created_at), week_index(Event.at)
+    query = (
+        select(Event.user_id, started, active)
+        .distinct()
+        .join(User, User.id == Event.user_id)
+        .where(Event.kind.in_(INBOUND_KINDS), *period.of(Event.at))
     )
+    async for rows in _stream(session, query, 50_000):
+        yield rows
+
+
+async def cohort_sizes(session: AsyncSession, period: Period) -> dict[int, int]:
+    """Start week → users who started then."""
+    start = week_index(User.created_at)
+    rows = await session.execute(select(start, func.count()).where(*period.of(User.created_at)).group_by(start))
     return {int(w): int(n) for w, n in rows}
 
 
-async def cohort_activity(session: AsyncSession, period: Period) -> tuple[dict[int, int], dict[tuple[int, int], int]]:
-    """Start week → users who started; (start week, active week) → how many of them were active."""
-    start = week_index(User.created_at)
-    sizes = {
-        int(w): int(n)
-        for w, n in await session.execute(
-            select(start, func.count()).where(*period.of(User.created_at)).group_by(start)
-        )
-    }
-    active = week_index(Event.at)
-    rows = await session.execute(
-        select(start, active, func.count(distinct(Event.user_id)))
-        .join(User, User.id == Event.user_id)
-        .where(Event.kind.in_(INBOUND_KINDS), *period.of(User.created_at), *period.of(Event.at))
-        .group_by(start, active)
-    )
-    return sizes, {(int(s), int(a)): int(n) for s, a, n in rows}
-
-
 async def questions(session: AsyncSession, period: Period) -> list[tuple[int, str, str | None, str | None, int]]:
-    """(week, decision, intent, user language, count) for replies to questions (answer, did_you_mean, dont_know)."""
+    """(week, kind, intent, user language, count) for text messages and unanswered questions. A message's intent
+    is its article's topic intent when it was answered, else the NLU's intent; `unanswered` is the dont_know."""
     week = week_index(Event.at)
-    decision = Event.data["decision"].as_string()
     rows = await session.execute(
-        select(week, decision, Event.intent, User.language, func.count())
+        select(week, Event.kind, Event.intent, User.language, func.count())
         .outerjoin(User, User.id == Event.user_id)
-        .where(Event.kind == EventKind.REPLY, decision.in_([d.value for d in QUESTION_DECISIONS]), *period.of(Event.at))
-        .group_by(week, decision, Event.intent, User.language)
+        .where(Event.kind.in_((EventKind.MESSAGE, EventKind.UNANSWERED)), *period.of(Event.at))
+        .group_by(week, Event.kind, Event.intent, User.language)
     )
-    return [(int(w), str(d), i, lang, int(n)) for w, d, i, lang, n in rows]
+    return [(int(w), str(k), i, lang, int(n)) for w, k, i, lang, n in rows]
 
 
 async def feedback_by_article(session: AsyncSession, period: Period) -> dict[str, tuple[int, int]]:
@@ -462,15 +451,7 @@ async def totals(session: AsyncSession, period: Period) -> dict[str, int]:
     """Headline counts for the report."""
     users = int(await session.scalar(select(func.count()).select_from(User).where(*period.of(User.created_at))) or 0)
     events = int(await session.scalar(select(func.count()).select_from(Event).where(*period.of(Event.at))) or 0)
-    active = int(
-        await session.scalar(
-            select(func.count(distinct(Event.user_id))).where(
-                Event.kind.in_(INBOUND_KINDS), Event.user_id.is_not(None), *period.of(Event.at)
-            )
-        )
-        or 0
-    )
-    return {"users": users, "events": events, "active": active}
+    return {"users": users, "events": events}
 
 
 async def time_span(session: AsyncSession) -> tuple[dt.datetime | None, dt.datetime | None]:
