@@ -48,18 +48,20 @@ async def _state(url: str, events: int) -> tuple[int, int, dt.datetime | None, d
     return users, total, cut[0], cut[1]
 
 
-def _run_export(url: str, out: Path, since: dt.datetime | None, fmt: str) -> tuple[float, int, str]:
-    """(seconds, peak RSS of the child in KiB, its last stderr line)."""
+def _run_export(url: str, out: Path, since: dt.datetime | None, fmt: str) -> tuple[float, int, str, float]:
+    """(seconds, peak RSS of the child in KiB, its last stderr line, its CPU seconds)."""
     env = {**os.environ, "DATABASE_URL": url, "RAHNUMA_RESEARCH_SALT": SALT, "RAHNUMA_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "bot.cli", "export", "--format", fmt, "--out", str(out)]
     if since is not None:
         command += ["--since", since.isoformat()]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before), result.stderr.strip().splitlines()[-1]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # ru_maxrss of children is the largest of any child so far: run the smaller export first
+    return seconds, after.ru_maxrss, result.stderr.strip().splitlines()[-1], cpu
 
 
 def main() -> int:
@@ -89,10 +91,12 @@ def main() -> int:
         size = sum(p.stat().st_size for p in (Path(folder) / "full").iterdir())
     print(f"quarter: {quarter[2]}", file=sys.stderr)
     print(f"full:    {full[2]}", file=sys.stderr)
-    print("| events | format | seconds | peak RSS | files |")
-    print("|---|---|---|---|---|")
-    print(f"| {args.events // 4:,} | {args.format} | {quarter[0]:.1f} | {quarter[1] / 1024:.0f} MiB | |")
-    print(f"| {args.events:,} | {args.format} | {full[0]:.1f} | {full[1] / 1024:.0f} MiB | {size / 1e6:.0f} MB |")
+    print("| events | format | wall | CPU (user+sys) | peak RSS | files |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {args.events // 4:,} | {args.format} | {quarter[0]:.1f} s | {quarter[3]:.1f} s | "
+          f"{quarter[1] / 1024:.0f} MiB | |")  # fmt: skip
+    print(f"| {args.events:,} | {args.format} | {full[0]:.1f} s | {full[3]:.1f} s | {full[1] / 1024:.0f} MiB | "
+          f"{size / 1e6:.0f} MB |")  # fmt: skip
     return 0
 
 

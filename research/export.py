@@ -206,6 +206,7 @@ async def export(
     files: dict[str, dict[str, Any]] = {}
     written: list[Path] = []
     async with db.read() as session:
+        await stored.prepare_for_scans(session)
         ctx = ExportContext(session=session, period=period, pseudonyms=pseudonyms, library=library, k=k)
         for table in tables:
             path = out / table.path(fmt)

@@ -463,6 +463,7 @@ async def _broadcasts(session: Session, period: Period) -> Section:
 async def build_report(db: Database, *, library: Library, period: Period, now: dt.datetime | None = None) -> str:
     """The whole report as one HTML string."""
     async with db.read() as session:
+        await stored.prepare_for_scans(session, cache_mib=256, map_file=True)
         totals = await stored.totals(session, period)
         first, last = await stored.time_span(session)
         funnel, funnel_findings = await _funnel(session, library, period)

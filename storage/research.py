@@ -168,6 +168,21 @@ async def _stream(session: AsyncSession, query: Query, batch: int = BATCH) -> As
         await result.close()
 
 
+SCAN_MMAP_BYTES = 1 << 34  # SQLite maps at most the file; 16 GiB is "the whole file" for any Rahnuma database
+
+
+async def prepare_for_scans(session: AsyncSession, *, cache_mib: int = 64, map_file: bool = False) -> None:
+    """For exports and reports, which read millions of rows out of time order: on SQLite, a bigger page cache for
+    this connection (default 2 MB), and with `map_file` the database memory-mapped (the report: a third less CPU
+    than read() calls; mapped pages count in the process's RSS, so the export, whose point is flat memory, does not
+    map). Nothing to do on PostgreSQL."""
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        if map_file:
+            await connection.exec_driver_sql(f"PRAGMA mmap_size={SCAN_MMAP_BYTES}")
+        await connection.exec_driver_sql(f"PRAGMA cache_size=-{cache_mib * 1024}")
+
+
 async def count(session: AsyncSession, query: Query) -> int:
     """How many rows a query returns (for progress bars)."""
     return int(await session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
@@ -472,9 +487,9 @@ async def totals(session: AsyncSession, period: Period) -> dict[str, int]:
 
 
 async def time_span(session: AsyncSession) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """The first and last event's time."""
-    row = (await session.execute(select(func.min(Event.at), func.max(Event.at)))).one()
-    first, last = row
+    """The first and last event's time (two queries: SQLite answers a lone min() or max() from the index at once)."""
+    first = await session.scalar(select(func.min(Event.at)))
+    last = await session.scalar(select(func.max(Event.at)))
     return _aware(first), _aware(last)
 
 
