@@ -115,14 +115,24 @@ def _plus_hours_postgresql(element: plus_hours, compiler: SQLCompiler, **kw: Any
     return f"({compiler.process(column, **kw)} + interval '{hours_value} hours')"
 
 
+_DECODED: dict[str, dict[str, Any] | None] = {}
+
+
 def json_of(value: Any) -> dict[str, Any] | None:
-    """`data` from `events_query`: JSON text (SQLite), or already decoded by the driver."""
+    """`data` from `events_query`: JSON text (SQLite), or already decoded by the driver. Many rows carry the very
+    same text (every answer's `{"decision": "answer"}`), so short texts are decoded once and shared (read only)."""
     if value is None or isinstance(value, dict):
         return value
-    if value == "null":
-        return None
+    found = _DECODED.get(value)
+    if found is not None or value in _DECODED:
+        return found
     decoded = json.loads(value)
-    return decoded if isinstance(decoded, dict) else None
+    result = decoded if isinstance(decoded, dict) else None
+    if len(value) <= 48:
+        if len(_DECODED) > 50_000:
+            _DECODED.clear()
+        _DECODED[value] = result
+    return result
 
 
 def monday_of(week: int) -> dt.date:
