@@ -144,7 +144,7 @@ async def _funnel(session: Session, library: Library, period: Period) -> tuple[S
     section.figures.append(
         (
             "rung-days",
-            svg.hbar_chart(medians, title="Median days between rungs", label_width=300, fmt=lambda v: f"{v:.0f} d"),
+            svg.hbar_chart(medians, title="Median days between rungs", label_width=300, fmt=lambda v: f"{v:g} d"),
             text,
         )  # fmt: skip
     )
