@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from research.scrub import scrub
 
@@ -37,11 +38,13 @@ def _clean(value: str | None) -> str:
     return _SPACES.sub(" ", value.strip().casefold()).strip(" .,;:!?")
 
 
+@lru_cache(maxsize=65536)
 def normalise_city(value: str | None) -> str:
     city = _clean(value).removesuffix(" city").removesuffix(", pakistan").removesuffix(" pakistan").strip()
     return _CITY_ALIASES.get(city, city)
 
 
+@lru_cache(maxsize=65536)
 def normalise_skill(value: str | None) -> str:
     return _clean(scrub(value)) if value else ""
 

@@ -12,6 +12,7 @@ from research.schema import Field, Row, Table
 from research.scrub import scrub
 from storage import research as stored
 from storage.codebook import Decision, EventKind
+from storage.models import Event, MilestoneDone, OutboxMessage, User
 from storage.outbox import KINDS, STATUSES
 
 USER_ID = Field("user_id", "string", "The person's pseudonym (same in every table and every export with this key).")
@@ -126,7 +127,7 @@ USERS = Table(
         Field("proactive_stopped", "boolean", "They used /stop: no proactive message of any kind."),
     ),
     rows=_users,
-    count=lambda ctx: stored.users_query(ctx.period),
+    count=lambda ctx: stored.users_query(ctx.period).with_only_columns(User.id),
     primary_key=("user_id",),
     notes=(
         "k-anonymity: every combination of city × skill × platforms × cohort is shared by at least 5 people, or "
@@ -284,7 +285,7 @@ EVENTS = Table(
         ),  # fmt: skip
     ),
     rows=_events,
-    count=lambda ctx: stored.events_query(ctx.period),
+    count=lambda ctx: stored.rows_in_period(Event, Event.at, ctx.period),
 )
 
 
@@ -320,7 +321,7 @@ MILESTONES = Table(
         Field("days_since_start", "number", "Days from the person's first message to this rung.", unit="days"),
     ),
     rows=_milestones,
-    count=lambda ctx: stored.milestones_query(ctx.period),
+    count=lambda ctx: stored.rows_in_period(MilestoneDone, MilestoneDone.done_at, ctx.period),
     primary_key=("user_id", "milestone"),
 )
 
@@ -397,7 +398,9 @@ NUDGES = Table(
         Field("opened", "boolean", "A button on this nudge was pressed."),
     ),
     rows=_nudges,
-    count=lambda ctx: stored.nudges_query(ctx.period),
+    count=lambda ctx: stored.rows_in_period(
+        OutboxMessage, OutboxMessage.created_at, ctx.period, OutboxMessage.kind == "nudge"
+    ),
     primary_key=("nudge_id",),
 )
 
@@ -460,7 +463,9 @@ DELIVERIES = Table(
         Field("to_group", "boolean", "Sent to a group chat rather than a person."),
     ),
     rows=_deliveries,
-    count=lambda ctx: stored.deliveries_query(ctx.period),
+    count=lambda ctx: stored.rows_in_period(
+        OutboxMessage, OutboxMessage.created_at, ctx.period, OutboxMessage.kind != "nudge"
+    ),
     primary_key=("delivery_id",),
 )
 
@@ -495,7 +500,7 @@ FEEDBACK = Table(
         Field("helpful", "boolean", "👍 (true) or 👎 (false)."),
     ),
     rows=_feedback,
-    count=lambda ctx: stored.feedback_query(ctx.period),
+    count=lambda ctx: stored.rows_in_period(Event, Event.at, ctx.period, Event.kind == EventKind.FEEDBACK),
 )
 
 

@@ -194,8 +194,14 @@ async def prepare_for_scans(session: AsyncSession, *, cache_mib: int = 64, map_f
 
 
 async def count(session: AsyncSession, query: Query) -> int:
-    """How many rows a query returns (for progress bars)."""
+    """How many rows a query returns (for progress bars): pass a light query (one table, the period's filter), not
+    the export query itself, whose expressions would be computed once more for every row."""
     return int(await session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+
+
+def rows_in_period(model: Any, column: Any, period: Period, *conditions: ColumnElement[bool]) -> Query:
+    """`SELECT id FROM table WHERE <period>`: what the progress bar counts."""
+    return select(literal(1)).select_from(model).where(*period.of(column), *conditions)
 
 
 # ---- export: one query per table, streamed --------------------------------------------------------------------------
