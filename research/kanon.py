@@ -8,6 +8,7 @@ so they are normalised first (case, spacing, common spellings), which also merge
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -56,11 +57,27 @@ def platform_key(platforms: Iterable[str] | None) -> str:
     return "+".join(sorted({_clean(str(p)) for p in platforms if str(p).strip()}))
 
 
+@lru_cache(maxsize=4096)
+def platform_key_of_json(stored: str | None) -> str:
+    """The same from the column's JSON text (a handful of distinct values: decoded once each)."""
+    if not stored or stored == "null":
+        return ""
+    value = json.loads(stored)
+    return platform_key(value if isinstance(value, list) else [str(value)])
+
+
 def cohort_of(started: dt.datetime) -> tuple[str, dt.date]:
     """The ISO week a user started in: (`2026-W48`, its Monday)."""
     day = started.astimezone(dt.UTC).date()
     year, week, weekday = day.isocalendar()
     return f"{year}-W{week:02d}", day - dt.timedelta(days=weekday - 1)
+
+
+@lru_cache(maxsize=4096)
+def cohort_of_week(monday: dt.date) -> str:
+    """`2026-W48` for the week starting on that Monday."""
+    year, week, _ = monday.isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 @dataclass

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from functools import lru_cache
 from typing import Any
 
-from research.kanon import QI, cohort_of, generalise, normalise_city, normalise_skill, platform_key
+from research.kanon import QI, cohort_of_week, generalise, normalise_city, normalise_skill, platform_key_of_json
 from research.schema import Field, Row, Table
 from research.scrub import scrub
 from storage import research as stored
@@ -48,9 +49,13 @@ def _str(value: Any) -> str | None:
 async def _users(ctx: Any) -> AsyncIterator[Sequence[Row]]:
     """Two passes: count the quasi-identifier combinations, decide the generalisation, then write."""
     query = stored.users_query(ctx.period)
+    monday = lru_cache(maxsize=4096)(stored.monday_of)
 
     def qi_of(row: Any) -> QI:
-        return (normalise_city(row[6]), normalise_skill(row[4]), platform_key(row[5]), cohort_of(row[1])[0])
+        return (
+            normalise_city(row[6]), normalise_skill(row[4]), platform_key_of_json(row[5]),
+            cohort_of_week(monday(row[1])),
+        )  # fmt: skip
 
     counts: Counter[QI] = Counter()
     async for rows in stored.stream(ctx.session, query):
@@ -61,7 +66,7 @@ async def _users(ctx: Any) -> AsyncIterator[Sequence[Row]]:
     async for rows in stored.stream(ctx.session, query):
         out = []
         for row in rows:
-            (user_id, created, channel, language, _, _, _, consent, version, pace, blocked, stopped, seen) = row
+            (user_id, started, channel, language, _, _, _, consent, version, pace, blocked, stopped, seen) = row
             city, skill, platforms, cohort = mapping[qi_of(row)]
             out.append(
                 (
@@ -72,8 +77,8 @@ async def _users(ctx: Any) -> AsyncIterator[Sequence[Row]]:
                     platforms or None,
                     city or None,
                     cohort,
-                    cohort_of(created)[1],
-                    cohort_of(seen)[1],
+                    monday(started),
+                    monday(seen),
                     bool(consent),
                     version,
                     pace,

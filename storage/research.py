@@ -208,11 +208,12 @@ def rows_in_period(model: Any, column: Any, period: Period, *conditions: ColumnE
 
 
 def users_query(period: Period) -> Query:
-    """Users who had started by the end of the period (profile and consent state as they are now)."""
+    """Users who had started by the end of the period (profile and consent state as they are now); the start and
+    last-seen weeks come as week numbers (`monday_of`), computed by the database."""
     query = select(
-        User.id, User.created_at, User.channel, User.language, User.skill, User.platforms, User.city,
-        User.research_consent, User.consent_version, User.nudge_pace, User.blocked_at.is_not(None),
-        User.proactive_stopped_at.is_not(None), User.last_seen_at,
+        User.id, week_index(User.created_at), User.channel, User.language, User.skill,
+        type_coerce(User.platforms, Text), User.city, User.research_consent, User.consent_version, User.nudge_pace,
+        User.blocked_at.is_not(None), User.proactive_stopped_at.is_not(None), week_index(User.last_seen_at),
     ).order_by(User.id)  # fmt: skip
     if period.until is not None:
         query = query.where(User.created_at < period.until)
