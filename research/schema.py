@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 FieldType = Literal["string", "integer", "number", "boolean", "datetime", "date"]
 Row = tuple[Any, ...]
 RowSource = Callable[["ExportContext"], AsyncIterator[Sequence[Row]]]
-Counter = Callable[["ExportContext"], Any]
+CountQuery = Callable[["ExportContext"], Any]  # a light query whose rows the progress bar counts
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Table:
     description: str
     fields: tuple[Field, ...]
     rows: RowSource | None = None
-    count: Counter | None = None
+    count: CountQuery | None = None
     primary_key: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
