@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -92,7 +93,6 @@ class _Simulation:
         experiment = library.nudges.experiment_for("welcome_d3")
         self.arms = [(arm.name, arm.weight, arm.send) for arm in experiment.arms] if experiment else []
         self.experiment = experiment.id if experiment else None
-        self.serial = 0
 
     def _daytime(self, moment: dt.datetime) -> dt.datetime:
         """Move a time into 09:00-24:00 Pakistan time (UTC+5), when people write."""
@@ -112,9 +112,8 @@ class _Simulation:
         language = "ur" if rng.random() < 0.55 else "en"
         consent = rng.random() < 0.45
         withdraws = consent and rng.random() < 0.08
-        self.serial += 1
         row: dict[str, Any] = {
-            "channel": stored.DEMO_CHANNEL, "external_id": f"demo-{self.serial}-{rng.getrandbits(32):08x}",
+            "channel": stored.DEMO_CHANNEL, "external_id": f"demo-{uuid.uuid4().hex[:16]}",
             "display_name": None, "language": language, "language_chosen": True,
             "skill": _weighted(rng, SKILLS) if rng.random() < 0.75 else None,
             "platforms": list(_weighted(rng, PLATFORMS)) if rng.random() < 0.7 else None,

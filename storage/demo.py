@@ -18,14 +18,23 @@ async def real_users(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(User).where(User.channel != DEMO_CHANNEL)) or 0)
 
 
-async def _insert_returning_ids(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Core executemany (not the ORM's bulk path, which sends a row at a time here), batched by insertmanyvalues."""
+async def _insert_then_look_up(
+    session: AsyncSession, model: type[Base], key: str, rows: Sequence[dict[str, Any]]
+) -> list[int]:
+    """Insert with one executemany, then read the new ids back by a unique key, in the order given. (RETURNING with
+    the rows' order kept falls back to one INSERT per row on SQLite.)"""
     if not rows:
         return []
     table: Any = model.__table__
     connection = await session.connection()
-    result = await connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows))
-    return [int(row[0]) for row in result]
+    await connection.execute(insert(table), list(rows))
+    keys = [row[key] for row in rows]
+    ids: dict[Any, int] = {}
+    for start in range(0, len(keys), 5000):
+        chunk = keys[start : start + 5000]
+        result = await connection.execute(select(table.c.id, table.c[key]).where(table.c[key].in_(chunk)))
+        ids.update({found_key: int(found_id) for found_id, found_key in result})
+    return [ids[k] for k in keys]
 
 
 async def _insert(session: AsyncSession, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -36,12 +45,13 @@ async def _insert(session: AsyncSession, model: type[Base], rows: Sequence[dict[
 
 
 async def insert_users(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert users; their new ids, in the order given."""
-    return await _insert_returning_ids(session, User, rows)
+    """Insert users (each with a new external id); their new ids, in the order given."""
+    return await _insert_then_look_up(session, User, "external_id", rows)
 
 
 async def insert_outbox(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> list[int]:
-    return await _insert_returning_ids(session, OutboxMessage, rows)
+    """Insert outbox rows (each with a new dedupe key); their new ids, in the order given."""
+    return await _insert_then_look_up(session, OutboxMessage, "dedupe_key", rows)
 
 
 async def insert_events(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
