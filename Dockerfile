@@ -8,6 +8,7 @@ COPY bot ./bot
 COPY nlu ./nlu
 COPY content ./content
 COPY storage ./storage
-RUN pip install . && useradd --create-home rahnuma && mkdir -p /app/data && chown rahnuma /app/data
+COPY research ./research
+RUN pip install ".[research]" && useradd --create-home rahnuma && mkdir -p /app/data && chown rahnuma /app/data
 USER rahnuma
 CMD ["rahnuma", "run"]

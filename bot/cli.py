@@ -72,7 +72,42 @@ def _parser() -> argparse.ArgumentParser:
         dest="content_command", required=True
     )
     content.add_parser("check", help="validate every article, milestone and UI text")
+
+    export = commands.add_parser("export", help="pseudonymised research export with a datapackage.json and manifest")
+    _period_arguments(export)
+    export.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format (default csv)")
+    export.add_argument("--out", type=Path, required=True, help="the folder to write into (created if missing)")
+    report = commands.add_parser("report", help="one self-contained HTML report with plots, for researchers")
+    _period_arguments(report)
+    report.add_argument("--out", type=Path, required=True, help="the HTML file to write, e.g. report.html")
+    demo = commands.add_parser(
+        "demo-data", help="fill the database with synthetic users and events (never in production)"
+    )
+    demo.add_argument("--users", type=int, required=True, help="how many synthetic people")
+    demo.add_argument("--seed", type=int, default=11, help="random seed (the same seed gives the same data)")
+    demo.add_argument("--until", type=_aware_time, help="the end of the simulated period (default now)")
+    demo.add_argument("--weeks", type=int, default=16, help="how many weeks people keep joining (default 16)")
+    demo.add_argument("--force", action="store_true", help="add demo data even though real users exist")
+    codebook = commands.add_parser("codebook", help="write docs/CODEBOOK.md from the export schema")
+    codebook.add_argument("--check", action="store_true", help="only check that docs/CODEBOOK.md is current")
     return parser
+
+
+def _period_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_period_start, help="from this date or time (UTC unless an offset is given)")
+    parser.add_argument(
+        "--until", type=_period_end, help="up to this date (inclusive: the whole day) or time (exclusive)"
+    )
+
+
+def _period_start(text: str) -> dt.datetime:
+    return _aware_time(text)
+
+
+def _period_end(text: str) -> dt.datetime:
+    """A bare date means the end of that day; a time is used as given."""
+    moment = _aware_time(text)
+    return moment + dt.timedelta(days=1) if len(text.strip()) == 10 else moment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.secrets())
     handler = {
         "run": _run, "chat": _chat, "ask": _ask, "start": _start, "db": _db, "nlu": _nlu, "content": _content,
-        "dispatch": _dispatch, "nudges": _nudges, "outbox": _outbox,
+        "dispatch": _dispatch, "nudges": _nudges, "outbox": _outbox, "export": _export, "report": _report,
+        "demo-data": _demo_data, "codebook": _codebook,
     }[args.command]  # fmt: skip
     try:
         return handler(args, settings)
@@ -318,6 +354,47 @@ def _content(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(report.errors)} errors, {len(report.warnings)} warnings"
     )
     return 0 if report.ok else 1
+
+
+def _salt(settings: Settings) -> str | None:
+    return settings.research_salt.get_secret_value() if settings.research_salt else None
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from research import commands as research
+    from research.pseudonyms import SaltError, check_salt
+
+    try:
+        check_salt(_salt(settings))  # before touching the database
+    except SaltError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    _migrate_quietly(settings)
+    return research.export_command(
+        settings.database_url, salt=_salt(settings), out=args.out, since=args.since, until=args.until, fmt=args.format
+    )
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from research import commands as research
+
+    _migrate_quietly(settings)
+    return research.report_command(settings.database_url, out=args.out, since=args.since, until=args.until)
+
+
+def _demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    from research import commands as research
+
+    _migrate_quietly(settings)
+    return research.demo_command(
+        settings.database_url, users=args.users, seed=args.seed, until=args.until, weeks=args.weeks, force=args.force
+    )
+
+
+def _codebook(args: argparse.Namespace, settings: Settings) -> int:
+    from research import commands as research
+
+    return research.codebook_command(PROJECT_ROOT / "docs" / "CODEBOOK.md", check=args.check)
 
 
 if __name__ == "__main__":

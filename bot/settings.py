@@ -51,8 +51,13 @@ class Settings(BaseSettings):
     nudge_daily_cap: int = Field(default=1, ge=0, le=10, alias="RAHNUMA_NUDGE_DAILY_CAP")
     nudge_weekly_cap: int = Field(default=3, ge=0, le=50, alias="RAHNUMA_NUDGE_WEEKLY_CAP")
     worker_id: str | None = Field(default=None, max_length=64, alias="RAHNUMA_WORKER_ID")
+    # Research exports (docs/RESEARCH.md): the key of the pseudonyms. Only `rahnuma export` and /export need it,
+    # and they check it (32+ characters); the bot runs without it.
+    research_salt: SecretStr | None = Field(default=None, alias="RAHNUMA_RESEARCH_SALT")
 
-    @field_validator("telegram_bot_token", "rasa_token", "webhook_secret", "webhook_url", mode="before")
+    @field_validator(
+        "telegram_bot_token", "rasa_token", "webhook_secret", "webhook_url", "research_salt", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -139,7 +144,7 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value set, for the log filter that keeps them out of every log line."""
-        values = [self.telegram_bot_token, self.rasa_token, self.webhook_secret]
+        values = [self.telegram_bot_token, self.rasa_token, self.webhook_secret, self.research_salt]
         return [value.get_secret_value() for value in values if value is not None and value.get_secret_value()]
 
 

@@ -1,0 +1,252 @@
+"""`rahnuma export`: pseudonymised tables, a Frictionless datapackage.json and a manifest, streamed to a folder.
+
+Each table is read in batches and written as it comes (CSV rows, or Parquet row groups through one ParquetWriter),
+so memory stays flat however long the event log is; only the pseudonym cache and the k-anonymity counts grow, with
+the number of people.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal, Protocol
+
+from content.library import Library
+from research.kanon import Generalisation, K
+from research.pseudonyms import Pseudonyms
+from research.schema import Field, Row, Table, datapackage
+from research.tables import TABLES
+from storage import research as stored
+from storage.db import Database, Session
+from storage.research import Period
+
+Format = Literal["csv", "parquet"]
+FORMATS: tuple[Format, ...] = ("csv", "parquet")
+EXPORT_VERSION = 1
+
+
+class ExportError(RuntimeError):
+    """The export cannot be made (a missing dependency, an unusable folder); the message says what to do."""
+
+
+@dataclass
+class ExportContext:
+    """What a table's row source needs: the open read session, the period, the pseudonyms and the content."""
+
+    session: Session
+    period: Period
+    pseudonyms: Pseudonyms
+    library: Library
+    k: int = K
+    kanon: Generalisation | None = None
+
+
+# ---- progress --------------------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr (redrawn at most 10 times a second); one summary line when not a TTY."""
+
+    def __init__(self, label: str, total: int | None, stream: IO[str] | None) -> None:
+        self.label, self.total, self.stream = label, total, stream
+        self.done = 0
+        self.started = time.monotonic()
+        self._drawn = 0.0
+        self._tty = bool(stream is not None and stream.isatty())
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if self._tty and now - self._drawn > 0.1:
+            self._drawn = now
+            self._draw(end="\r")
+
+    def finish(self) -> None:
+        if self.stream is not None:
+            self._draw(end="\n")
+
+    def _draw(self, end: str) -> None:
+        assert self.stream is not None
+        elapsed = time.monotonic() - self.started
+        if self.total:
+            share = min(1.0, self.done / self.total)
+            bar = "█" * int(share * 24) + "·" * (24 - int(share * 24))
+            figures = f"{bar} {self.done:>11,}/{self.total:,} rows"
+        else:
+            figures = f"{self.done:>11,} rows"
+        self.stream.write(f"{self.label:<11} {figures} {elapsed:6.1f} s{end}")
+        self.stream.flush()
+
+
+# ---- writers ---------------------------------------------------------------------------------------------------------
+
+
+class Writer(Protocol):
+    def write(self, rows: Sequence[Row]) -> None: ...
+    def close(self) -> None: ...
+
+
+class CsvWriter:
+    def __init__(self, path: Path, fields: Sequence[Field]) -> None:
+        self._file = path.open("w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._csv.writerow([f.name for f in fields])
+        self._bools = [i for i, f in enumerate(fields) if f.type == "boolean"]
+
+    def write(self, rows: Sequence[Row]) -> None:
+        if self._bools:
+            rows = [_csv_booleans(row, self._bools) for row in rows]
+        self._csv.writerows(rows)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _csv_booleans(row: Row, positions: list[int]) -> Row:
+    values = list(row)
+    for i in positions:
+        if values[i] is not None:
+            values[i] = "true" if values[i] else "false"
+    return tuple(values)
+
+
+class ParquetWriter:
+    """Row groups written as they come through one pyarrow ParquetWriter; times as timestamp[ms, UTC] (Parquet has no
+    seconds unit), always on a whole minute."""
+
+    def __init__(self, path: Path, fields: Sequence[Field]) -> None:
+        try:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+        except ImportError:  # pragma: no cover - make install installs it
+            raise ExportError(
+                "Parquet needs pyarrow: `pip install -e '.[research]'` (make install does), or use --format csv"
+            ) from None
+        self._pa, self._pc = pa, pc
+        types = {
+            "string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
+            "datetime": pa.timestamp("ms", tz="UTC"), "date": pa.date32(),
+        }  # fmt: skip
+        self._fields = list(fields)
+        self._schema = pa.schema(
+            [pa.field(f.name, types[f.type], metadata={"description": f.description}) for f in fields]
+        )
+        self._writer = pq.ParquetWriter(str(path), self._schema, compression="zstd")
+
+    def write(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        pa, pc = self._pa, self._pc
+        arrays = []
+        for f, values, target in zip(self._fields, zip(*rows, strict=True), self._schema.types, strict=True):
+            if f.type == "datetime":
+                parsed = pc.strptime(pa.array(values, pa.string()), format="%Y-%m-%dT%H:%M:%SZ", unit="s")
+                arrays.append(parsed.cast(target))
+            else:
+                arrays.append(pa.array(values, target))
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def writer_for(fmt: Format, path: Path, fields: Sequence[Field]) -> Writer:
+    return CsvWriter(path, fields) if fmt == "csv" else ParquetWriter(path, fields)
+
+
+# ---- the export ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    manifest: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:00Z")
+
+
+async def export(
+    db: Database,
+    *,
+    out: Path,
+    salt: str | None,
+    library: Library,
+    period: Period | None = None,
+    fmt: Format = "csv",
+    progress: IO[str] | None = sys.stderr,
+    now: dt.datetime | None = None,
+    tables: Sequence[Table] = TABLES,
+    k: int = K,
+) -> ExportResult:
+    """Write every table, then datapackage.json and manifest.json, into `out` (created if missing)."""
+    pseudonyms = Pseudonyms(salt)  # checks the salt before anything is read
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; use csv or parquet")
+    period = period or Period()
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a script's own folder; the files are written synchronously too
+    files: dict[str, dict[str, Any]] = {}
+    written: list[Path] = []
+    async with db.read() as session:
+        await stored.prepare_for_scans(session)
+        ctx = ExportContext(session=session, period=period, pseudonyms=pseudonyms, library=library, k=k)
+        for table in tables:
+            path = out / table.path(fmt)
+            total = await stored.count(session, table.count(ctx)) if table.count and progress is not None else None
+            bar = Progress(table.name, total, progress)
+            writer = writer_for(fmt, path, table.fields)
+            rows_written = 0
+            try:
+                if table.rows is not None:
+                    async for rows in table.rows(ctx):
+                        writer.write(rows)
+                        rows_written += len(rows)
+                        bar.advance(len(rows))
+            finally:
+                writer.close()
+            bar.finish()
+            files[table.name] = {"path": path.name, "rows": rows_written, "bytes": path.stat().st_size,
+                                 "sha256": sha256_of(path)}  # fmt: skip
+            written.append(path)
+        consent = await stored.consent_snapshot(session)
+    created = now or dt.datetime.now(dt.UTC)
+    manifest: dict[str, Any] = {
+        "export_version": EXPORT_VERSION,
+        "created_at": _iso(created),
+        "period": {"since": _iso(period.since), "until": _iso(period.until)},
+        "format": fmt,
+        "pseudonym_key_id": pseudonyms.key_id,
+        "pseudonyms": "HMAC-SHA256 of the internal id under RAHNUMA_RESEARCH_SALT, first 16 hex digits; the same "
+        "key id means the same pseudonyms",
+        "tables": files,
+        "consent": {
+            **consent,
+            "policy": "message text only from users who consent at the time of this export; users who withdrew "
+            "are excluded from text in this and every later export",
+        },
+        "k_anonymity": ctx.kanon.summary() if ctx.kanon is not None else None,
+        "small_cells": "the report shows counts under 5 as <5; the tables hold raw rows",
+    }
+    package = datapackage(tables, fmt=fmt, files=files, extra={"created": _iso(created)})
+    (out / "datapackage.json").write_text(json.dumps(package, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    written += [out / "datapackage.json", out / "manifest.json"]
+    return ExportResult(out=out, manifest=manifest, files=written)
