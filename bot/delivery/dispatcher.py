@@ -37,6 +37,8 @@ class Sender(Protocol):
 
 
 class Planner(Protocol):
+    clock: Clock  # `rahnuma dispatch --once --at` pins it
+
     async def plan(self, *, now: dt.datetime | None = None, use_cursor: bool = True) -> Any: ...
 
 
