@@ -111,8 +111,12 @@ def describe(segment: Segment) -> str:
         parts.append(f"inactive {segment.inactive_days}")
     if segment.city:
         parts.append(f"city {segment.city}")
-    if segment.joined_from:
+    if segment.joined_from and segment.joined_to:
         parts.append(f"joined {segment.joined_from} {segment.joined_to}")
+    elif segment.joined_from or segment.joined_to:
+        parts.append(
+            f"joined {'from ' + segment.joined_from if segment.joined_from else 'until ' + str(segment.joined_to)}"
+        )
     if segment.cohort:
         parts.append(f"cohort {segment.cohort}")
     return "; ".join(parts) or "everyone"
