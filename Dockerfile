@@ -10,4 +10,4 @@ COPY content ./content
 COPY storage ./storage
 RUN pip install . && useradd --create-home rahnuma && mkdir -p /app/data && chown rahnuma /app/data
 USER rahnuma
-CMD ["sh", "-c", "rahnuma db upgrade && exec rahnuma run"]
+CMD ["rahnuma", "run"]

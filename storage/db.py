@@ -6,6 +6,7 @@ problem of any kind leaves them as `StorageError`, so callers handle one excepti
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +34,8 @@ def create_engine(database_url: str, **engine_options: Any) -> AsyncEngine:
     """
     url = make_url(database_url)
     engine_options.setdefault("hide_parameters", True)
+    # Compact JSON with Urdu kept as is: half the bytes of the default escaped form, and faster to write.
+    engine_options.setdefault("json_serializer", _compact_json)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +46,10 @@ def create_engine(database_url: str, **engine_options: Any) -> AsyncEngine:
         return engine
     engine_options.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **engine_options)
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _sqlite_pragmas(busy_ms: int) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Event
+from storage.models import Event, table_of
 from storage.users import existing_ids
 
 _LIMITS = {"kind": 32, "intent": 64, "article_id": 96, "nlu_source": 16}
@@ -53,7 +53,7 @@ async def add_events(session: AsyncSession, *, events: Sequence[NewEvent]) -> in
         (event if event.user_id is None or event.user_id in alive else replace(event, user_id=None, text=None)).row()
         for event in events
     ]
-    await session.execute(insert(Event), rows)
+    await session.execute(insert(table_of(Event)), rows)  # Core insert: no ORM bookkeeping for a log
     return len(rows)
 
 

@@ -7,7 +7,7 @@ clock, never taken from the database server, so tests and `--at` runs control ti
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     false,
     text,
@@ -44,6 +45,11 @@ NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, for bulk statements that skip the ORM's per-row bookkeeping."""
+    return cast(Table, model.__table__)
 
 
 class User(Base):

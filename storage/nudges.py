@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import ExperimentAssignment, MilestoneDone, PlannerCursor, User
+from storage.models import ExperimentAssignment, MilestoneDone, PlannerCursor, User, table_of
 
 
 @dataclass(frozen=True)
@@ -158,16 +158,17 @@ async def cursor(session: AsyncSession, *, name: str, lock: bool = False) -> dt.
 
 
 async def advance_cursor(session: AsyncSession, *, name: str, until: dt.datetime) -> None:
-    """Move a planner's cursor forward (never back)."""
-    current = await cursor(session, name=name)
-    if current is None:
-        session.add(PlannerCursor(name=name, planned_until=until))
-        await session.flush()
-    elif until > current:
-        row = await session.get(PlannerCursor, name)
-        assert row is not None
-        row.planned_until = until
-        await session.flush()
+    """Move a planner's cursor forward (never back), in one statement."""
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = table_of(PlannerCursor)
+    statement = insert(table).values(name=name, planned_until=until)
+    statement = statement.on_conflict_do_update(
+        index_elements=["name"],
+        set_={"planned_until": statement.excluded.planned_until},
+        where=table.c.planned_until < statement.excluded.planned_until,
+    )
+    await session.execute(statement)
 
 
 async def assign_arms(

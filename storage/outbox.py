@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import OutboxMessage, User
+from storage.models import OutboxMessage, User, table_of
 
 KINDS = ("nudge", "broadcast", "relay", "intro", "digest", "system")
 STATUSES = (
@@ -80,14 +80,15 @@ async def enqueue(session: AsyncSession, *, messages: Sequence[NewMessage], now:
         for m in messages
     ]  # fmt: skip
     dialect = session.bind.dialect.name if session.bind is not None else ""
+    table = table_of(OutboxMessage)  # Core, not the ORM's bulk path: planning inserts thousands of rows a pass
     statement: Any
     if dialect == "postgresql":
-        statement = postgresql.insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
     elif dialect == "sqlite":
-        statement = sqlite.insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
     else:
-        statement = insert(OutboxMessage)
-    result = await session.execute(statement.returning(OutboxMessage.id, OutboxMessage.dedupe_key), rows)
+        statement = insert(table)
+    result = await session.execute(statement.returning(table.c.id, table.c.dedupe_key), rows)
     return [(int(row.id), str(row.dedupe_key)) for row in result]
 
 

@@ -37,6 +37,9 @@ class FakeBotApi:
     blocked_chats: set[int] = field(default_factory=set)  # 403 Forbidden: bot was blocked by the user
     bad_gateway: Counter[int] = field(default_factory=Counter)  # chat -> how many 502s before it works
     hanging_chats: set[int] = field(default_factory=set)  # never answers (the client times out)
+    # Delivers, then never answers: the message reached the user but the sender cannot know it.
+    deliver_then_hang_chats: set[int] = field(default_factory=set)
+    arrived: Counter[int] = field(default_factory=Counter)  # chat -> sendMessage requests received
     latency: float = 0.0
     sent: list[Sent] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
@@ -85,6 +88,7 @@ class FakeBotApi:
         if name != "sendmessage":
             return 200, {"ok": True, "result": True}
         chat_id = int(params.get("chat_id", 0))
+        self.arrived[chat_id] += 1
         if chat_id in self.hanging_chats:
             await asyncio.sleep(3600)
         if chat_id in self.blocked_chats:
@@ -107,6 +111,8 @@ class FakeBotApi:
         message = Sent(chat_id, str(params["text"]), json.loads(markup) if isinstance(markup, str) else markup,
                        len(self.sent) + 1, time.monotonic())  # fmt: skip
         self.sent.append(message)
+        if chat_id in self.deliver_then_hang_chats:
+            await asyncio.sleep(3600)
         chat = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup", "first_name": "User"}
         result = {"message_id": message.message_id, "date": int(time.time()), "chat": chat, "text": message.text,
                   "from": BOT_USER}  # fmt: skip

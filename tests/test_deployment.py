@@ -29,9 +29,11 @@ def test_compose_file_is_valid_and_services_wait_for_healthy_dependencies() -> N
         capture_output=True, text=True, env=env, check=True, cwd=PROJECT_ROOT,
     )  # fmt: skip
     services = json.loads(result.stdout)["services"]
-    assert set(services) == {"postgres", "rasa", "bot"}
+    assert set(services) == {"postgres", "rasa", "migrate", "bot"}
     assert services["rasa"]["image"] == "rasa/rasa:3.6.21"
     assert "--enable-api" in " ".join(services["rasa"]["command"])
-    assert all("healthcheck" in service for service in services.values())
+    assert all("healthcheck" in services[name] for name in ("postgres", "rasa", "bot"))
     assert services["bot"]["depends_on"]["rasa"]["condition"] == "service_healthy"
+    assert services["bot"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["migrate"]["command"] == ["rahnuma", "db", "upgrade"]
     assert services["bot"]["environment"]["DATABASE_URL"].startswith("postgresql+asyncpg://")

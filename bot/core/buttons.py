@@ -49,8 +49,10 @@ def registered() -> dict[str, type[ButtonAction]]:
     return dict(_REGISTRY)
 
 
+@cache
 def encode(action: ButtonAction) -> str:
-    """The callback data for an action; raises ValueError if it would not be accepted back or exceeds 64 bytes."""
+    """The callback data for an action; raises ValueError if it would not be accepted back or exceeds 64 bytes.
+    (Cached: actions are frozen, and the round-trip check is the expensive part.)"""
     parts = [action.prefix]
     for spec in dataclasses.fields(action):  # type: ignore[arg-type]
         value = getattr(action, spec.name)

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,7 +33,9 @@ RETRY_BACKOFF = (5, 30, 120, 600)  # seconds before attempts 2, 3, 4, 5 after a 
 
 
 class Sender(Protocol):
-    async def send(self, chat_id: int, payload: dict[str, Any]) -> Any: ...
+    async def send(
+        self, chat_id: int, payload: dict[str, Any], *, go_ahead: Callable[[], Awaitable[bool]] | None = None
+    ) -> Any: ...
 
 
 class Planner(Protocol):
@@ -126,7 +128,10 @@ class Dispatcher:
         report.claimed += len(claimed)
         outcomes = await asyncio.gather(*(self._deliver(row) for row in claimed), return_exceptions=True)
         for row, outcome in zip(claimed, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, StorageError):  # the row stays claimed; its lease expires and it is tried again
+                log.warning("Outbox row %s left for lease recovery: the database failed (%s)", row.id, outcome)
+                report.outcomes["database_unavailable"] += 1
+            elif isinstance(outcome, BaseException):
                 log.error("Delivering outbox row %s failed unexpectedly", row.id, exc_info=outcome)
                 report.outcomes["error"] += 1
             else:
@@ -167,13 +172,17 @@ class Dispatcher:
                 return "held"
         if (row.meta or {}).get("withhold"):
             return await self._finish(row, "withheld", event=EventKind.NUDGE_WITHHELD)
-        async with self.db.write() as session:
-            still_ours = await stored_outbox.start_sending(
-                session, message_id=row.id, worker=self.worker, now=now, lease=self.lease
-            )
-        if not still_ours:  # cancelled meanwhile, or the lease went to another dispatcher
+
+        async def go_ahead() -> bool:
+            """Right before the request leaves: still ours and unsent (not cancelled, not re-leased)?"""
+            async with self.db.write() as session:
+                return await stored_outbox.start_sending(
+                    session, message_id=row.id, worker=self.worker, now=self.clock.now(), lease=self.lease
+                )
+
+        result = await self.sender.send(row.chat_id, row.payload, go_ahead=go_ahead)
+        if result.outcome == "skipped":  # cancelled meanwhile, or the lease went to another dispatcher
             return "skipped"
-        result = await self.sender.send(row.chat_id, row.payload)
         return await self._record_send(row, result)
 
     async def _record_send(self, row: Claimed, result: Any) -> str:

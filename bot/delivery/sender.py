@@ -4,6 +4,7 @@ what happened, in terms the dispatcher can act on; it never raises for a Telegra
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from bot.delivery.render import message_parts
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["sent", "blocked", "retry_after", "failed", "ambiguous", "transient"]
+Outcome = Literal["sent", "blocked", "retry_after", "failed", "ambiguous", "transient", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,21 @@ class TelegramSender:
         self.bot = bot
         self.pacer = pacer
 
-    async def send(self, chat_id: int, payload: dict[str, Any]) -> SendResult:
-        """Send one payload (cut into parts if long); the first failure decides the outcome."""
+    async def send(
+        self, chat_id: int, payload: dict[str, Any], *, go_ahead: Callable[[], Awaitable[bool]] | None = None
+    ) -> SendResult:
+        """Send one payload (cut into parts if long); the first failure decides the outcome.
+
+        `go_ahead` runs once the first part's turn has come, right before the request leaves; if it says no (the
+        row was cancelled or re-leased meanwhile), nothing is sent. Waiting for a slot therefore never counts as
+        "the send had started".
+        """
         reply = reply_of(payload)
         message_id: int | None = None
-        for text, keyboard in message_parts(reply):
+        for index, (text, keyboard) in enumerate(message_parts(reply)):
             await self.pacer.acquire(chat_id)
+            if index == 0 and go_ahead is not None and not await go_ahead():
+                return SendResult("skipped")
             try:
                 message = await self.bot.send_message(chat_id, text, reply_markup=keyboard)
             except RetryAfter as exc:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from storage.db import create_engine
 from storage.models import Base
 
 target_metadata = Base.metadata
+
+
+MIGRATION_LOCK = 7_310_001  # any constant: the PostgreSQL advisory lock all Rahnuma migrators share
 
 
 def _run(connection: Connection) -> None:
@@ -21,6 +25,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several workers may start at once and each runs `db upgrade`: one migrates, the others wait and then
+            # find nothing to do. (SQLite serialises writers by itself.)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
