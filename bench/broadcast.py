@@ -26,9 +26,10 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import insert
-from telegram.ext import AIORateLimiter, ExtBot
+from telegram.ext import AIORateLimiter, Application, ExtBot, JobQueue
 from telegram.request import HTTPXRequest
 
+from bot.app import schedule_dispatcher
 from bot.core.broadcasts import BroadcastPlanner, Draft
 from bot.core.clock import SystemClock
 from bot.core.conversation import Conversation
@@ -196,18 +197,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         busy = asyncio.Event()
         live_task = asyncio.create_task(live.run_until(busy))
         started = time.perf_counter()
+        # the dispatcher runs as in `rahnuma run`: the application's JobQueue, scheduled by bot.app
+        job_queue: JobQueue[Any] = JobQueue()
+        application = Application.builder().token(TOKEN).base_url(api.bot_api_url).updater(None).build()
+        job_queue.set_application(application)
+        await job_queue.start()
+        schedule_dispatcher(job_queue, dispatcher, interval=1.0)
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                summary = await service.report(broadcast_id)
+                assert summary is not None
+                if not summary.open:
+                    break
+                if time.perf_counter() - started > args.recipients / args.rate * 3 + 120:
+                    raise RuntimeError(f"the broadcast did not finish: {summary.counts}")
+        finally:
+            await job_queue.stop(wait=True)
         outcomes: Counter[str] = Counter()
-        while True:
-            tick_started = time.perf_counter()
-            report = await dispatcher.tick(budget=1.0)
-            outcomes.update(report.outcomes)
-            summary = await service.report(broadcast_id)
-            assert summary is not None
-            if not summary.open:
-                break
-            if time.perf_counter() - started > args.recipients / args.rate * 3 + 120:
-                raise RuntimeError(f"the broadcast did not finish: {summary.counts}")
-            await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - tick_started)))
         busy.set()
         await live_task
         during = list(live.samples)
