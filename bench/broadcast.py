@@ -223,6 +223,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         delivered = Counter(m.chat_id for m in bulk)
         span = bulk[-1].at - bulk[0].at if len(bulk) > 1 else float("nan")
         achieved = (len(bulk) - 1) / span if span else float("nan")
+        # live replies take slots of the same budget (the Pacer counts them first): all sends in the span
+        live_chats = set(range(FIRST_LIVE_CHAT, FIRST_LIVE_CHAT + args.live_users))
+        live_in_span = sum(1 for m in api.sent if m.chat_id in live_chats and bulk[0].at <= m.at <= bulk[-1].at)
+        total_rate = (len(bulk) - 1 + live_in_span) / span if span else float("nan")
         final = await service.report(broadcast_id)
         assert final is not None
         result.update(
@@ -232,6 +236,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             seconds=round(span, 1),
             achieved_rate=round(achieved, 2),
             achieved_over_configured=round(achieved / args.rate, 3),
+            live_sends_in_span=live_in_span,
+            total_rate=round(total_rate, 2),
+            total_over_configured=round(total_rate / args.rate, 3),
             refused_429=api.refused[429],
             outbox_counts=final.counts,
             dispatcher_outcomes=dict(outcomes),
@@ -277,7 +284,8 @@ def main() -> int:
         f"{result['recipients']} recipients at {result['configured_rate']:g}/s ({result['database']}): sent "
         f"{result['sent']} in {result['seconds']} s = {result['achieved_rate']}/s "
         f"(achieved/configured {result['achieved_over_configured']}), lost {result['lost']}, duplicated "
-        f"{result['duplicated']}, 429s {result['refused_429']}\n"
+        f"{result['duplicated']}, 429s {result['refused_429']}; with the {result['live_sends_in_span']} live replies "
+        f"in that time {result['total_rate']}/s of the shared budget ({result['total_over_configured']})\n"
         f"expansion: {result['expansion_seconds']} s in {result['expansion_batches']} batches, longest "
         f"{result['longest_batch_seconds']} s\n"
         f"live replies ({result['live_users']} users, one message each every {result['live_every_seconds']:g} s): "
