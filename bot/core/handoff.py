@@ -142,6 +142,9 @@ class Handoff:
         """While a ticket is open, the user's words go to the coordinators, not to the NLU."""
         if self.config.chat_id is None or user.id is None or text.startswith("/"):
             return None
+        async with self.db.read() as session:  # every message asks: a read, no write lock unless a ticket is open
+            if await stored.open_ticket_of(session, user_id=user.id) is None:
+                return None
         now = self.clock.now()
         async with self.db.write() as session:
             ticket = await stored.open_ticket_of(session, user_id=user.id)
