@@ -10,6 +10,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -40,9 +41,24 @@ MORNING = dt.datetime(2026, 11, 27, 5, 0, tzinfo=dt.UTC)  # 10:00 in Karachi
 TOKEN = "123456:FAKE-token-for-broadcast-tests"
 
 
+@dataclass
+class FloodingBotApi(FakeBotApi):
+    """Telegram's servers when a bot floods them: besides the sliding-window rate limit, every `flood_every`-th
+    message is refused with 429 and retry_after (deterministic, however fast or slow this machine is)."""
+
+    flood_every: int = 0
+    _seen: int = 0
+
+    def _over_limit(self) -> bool:
+        self._seen += 1
+        if self.flood_every and self._seen % self.flood_every == 0:
+            return True
+        return super()._over_limit()
+
+
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeBotApi]:
-    api = FakeBotApi()
+async def telegram() -> AsyncIterator[FloodingBotApi]:
+    api = FloodingBotApi()
     await api.start()
     yield api
     await api.stop()
@@ -95,7 +111,7 @@ async def deliver_everything(dispatcher: Dispatcher, clock: FrozenClock, planner
 
 
 async def test_a_broadcast_to_1000_trainees_survives_blocked_users_and_flood_limits(
-    committed_db: Database, telegram: FakeBotApi, bot: ExtBot[None], library: Library
+    committed_db: Database, telegram: FloodingBotApi, bot: ExtBot[None], library: Library
 ) -> None:
     """1,000 recipients, 40 of whom blocked the bot, and Telegram's flood limit answering 429: everyone else gets
     the message exactly once, the 40 are marked blocked, and the coordinator's report adds up."""
@@ -104,7 +120,7 @@ async def test_a_broadcast_to_1000_trainees_survives_blocked_users_and_flood_lim
     blocked = {chat for chat in users.values() if chat % 25 == 0}
     assert len(blocked) == 40
     telegram.blocked_chats |= blocked
-    telegram.rate_limit = 50
+    telegram.flood_every = 37
     coordination = coordination_for(library, committed_db, clock)
     service = coordination.broadcasts
     broadcast_id = await service.create(
