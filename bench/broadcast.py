@@ -41,7 +41,7 @@ from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.pacing import Pacer
 from bot.delivery.render import message_parts
 from bot.delivery.sender import TelegramSender
-from bot.runtime import build_conversation
+from bot.runtime import build_conversation, dispatch_batch_size
 from content.library import load_library
 from storage import broadcasts as stored_broadcasts
 from storage.db import Database
@@ -192,7 +192,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         dispatcher = Dispatcher(
             db=db, clock=clock, sender=TelegramSender(bulk_bot, pacer), planners=[BroadcastPlanner(service, clock)],
-            quiet_hours=NEVER_QUIET, worker="bench", batch_size=args.batch or max(5, round(args.rate / 2)),
+            quiet_hours=NEVER_QUIET, worker="bench", batch_size=args.batch or dispatch_batch_size(args.rate, 1.0),
         )  # fmt: skip
         busy = asyncio.Event()
         live_task = asyncio.create_task(live.run_until(busy))
@@ -272,7 +272,7 @@ def main() -> int:
     parser.add_argument("--live-users", type=int, default=20, help="users chatting while the broadcast runs")
     parser.add_argument("--live-every", type=float, default=5.0, help="seconds between one live user's messages")
     parser.add_argument("--baseline-seconds", type=float, default=60.0, help="live chat without a broadcast")
-    parser.add_argument("--batch", type=int, help="dispatcher batch size (default: as the bot, rate/2)")
+    parser.add_argument("--batch", type=int, help="dispatcher batch size (default: as the bot)")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

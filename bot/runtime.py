@@ -53,6 +53,13 @@ def build_conversation(
     )
 
 
+def dispatch_batch_size(send_rate: float, interval: float) -> int:
+    """Rows a dispatcher claims at once: one interval's worth at the send rate. Half of that left the sender idle
+    at every batch boundary (claim, then the first send's go-ahead): 22.7 instead of 24.4 msg/s at 25/s in
+    bench/broadcast.py."""
+    return max(5, round(send_rate * interval))
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -76,7 +83,7 @@ class Runtime:
             quiet_hours=settings.quiet,
             default_timezone=settings.timezone_name,
             worker=settings.worker_id,
-            batch_size=max(5, round(settings.send_rate * settings.dispatch_interval / 2)),
+            batch_size=dispatch_batch_size(settings.send_rate, settings.dispatch_interval),
         )
 
     async def aclose(self) -> None:
