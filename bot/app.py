@@ -30,6 +30,7 @@ from telegram.ext import (
     ContextTypes,
     Defaults,
     ExtBot,
+    JobQueue,
     MessageHandler,
     TypeHandler,
     filters,
@@ -37,13 +38,15 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from bot.core.commands import COMMANDS, user_commands
+from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.pacing import Pacer
 from bot.delivery.sender import TelegramSender
-from bot.handlers import export, groups, membership, private, webhook
+from bot.handlers import coordinators, groups, membership, private, webhook
 from bot.handlers.context import BotData, RahnumaApplication, RahnumaContext
 from bot.handlers.errors import on_error
 from bot.runtime import open_runtime
 from bot.settings import Settings
+from storage.db import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -81,24 +84,24 @@ def build_application(
     if webhook_mode:
         builder = builder.updater(None)
     application: RahnumaApplication = builder.build()
-    register_handlers(application, may_export=export.export_allowed(settings))
+    register_handlers(application, coordinator_chat_id=settings.coordinator_chat_id)
     return application
 
 
-def register_handlers(application: RahnumaApplication, *, may_export: Callable[[int], bool] = lambda _: False) -> None:
+def register_handlers(application: RahnumaApplication, *, coordinator_chat_id: int | None = None) -> None:
     """Handlers by audience, each with its filters. Order matters inside a group: the first match wins."""
     private_chat = filters.ChatType.PRIVATE
     group_chat = filters.ChatType.GROUPS
     fresh = ~filters.UpdateType.EDITED
+    # the coordinators' group is handled in group -1 only; the ordinary group handlers never answer there
+    ordinary_group = group_chat & ~filters.Chat(chat_id=coordinator_chat_id) if coordinator_chat_id else group_chat
 
     # group -10: drop an update seen already (a replayed webhook delivery must not untick a milestone)
     application.add_handler(TypeHandler(Update, _drop_replayed_update_factory()), group=-10)
 
-    # researchers and coordinators: /export, before the personal commands; from anyone else it falls through to the
-    # generic "unknown command" answer, so the command's existence is not advertised
-    application.add_handler(
-        CommandHandler("export", export.send_export, filters=private_chat & fresh & export.MayExport(may_export))
-    )
+    # group -1: coordinators (issue 10). Every callback here ends the update (ApplicationHandlerStop), so group 0
+    # never sees a coordinator command or anything said in the coordinators' group.
+    register_coordinator_handlers(application, coordinator_chat_id=coordinator_chat_id)
 
     # group 0: private chats
     personal = [command.name for command in COMMANDS if command.audience == "everyone"]
@@ -111,16 +114,60 @@ def register_handlers(application: RahnumaApplication, *, may_export: Callable[[
     application.add_handler(CallbackQueryHandler(private.press_button))
 
     # groups: nothing personal
-    application.add_handler(CommandHandler("help", groups.group_help, filters=group_chat & fresh))
+    application.add_handler(CommandHandler("help", groups.group_help, filters=ordinary_group & fresh))
     personal_in_groups = [name for name in personal if name != "help"]
-    application.add_handler(CommandHandler(personal_in_groups, groups.personal_command, filters=group_chat & fresh))
+    application.add_handler(CommandHandler(personal_in_groups, groups.personal_command, filters=ordinary_group & fresh))
     application.add_handler(
-        MessageHandler(filters.TEXT & ~filters.COMMAND & group_chat & fresh, groups.addressed_question)
+        MessageHandler(filters.TEXT & ~filters.COMMAND & ordinary_group & fresh, groups.addressed_question)
     )
 
     # who blocked the bot
     application.add_handler(ChatMemberHandler(membership.track_private_chat, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_error_handler(on_error)
+
+
+def register_coordinator_handlers(application: RahnumaApplication, *, coordinator_chat_id: int | None) -> None:
+    """Coordinator commands behind user filters (kept in step with role grants), the polite refusal for everyone
+    else, and the coordinators' group: replies relayed to users, /canned, the Close button. Group -1."""
+    fresh = ~filters.UpdateType.EDITED
+    private_chat = filters.ChatType.PRIVATE
+    coordinator_filter, staff_filter = coordinators.role_filters()
+    application.bot_data.coordinator_filter = coordinator_filter
+    application.bot_data.staff_filter = staff_filter
+    staff_names = [name for name in coordinators.names("staff") if name != "export"]
+    coordinator_names = coordinators.names("coordinator")
+    # researchers and coordinators: /export sends a zip document (the research package), not a core reply
+    application.add_handler(
+        CommandHandler("export", coordinators.export_for_staff, filters=private_chat & fresh & staff_filter), group=-1
+    )
+    application.add_handler(
+        CommandHandler(
+            coordinator_names, coordinators.run_staff_command, filters=private_chat & fresh & coordinator_filter
+        ),
+        group=-1,
+    )
+    application.add_handler(
+        CommandHandler(staff_names, coordinators.run_staff_command, filters=private_chat & fresh & staff_filter),
+        group=-1,
+    )
+    if coordinator_chat_id is not None:
+        coordinators_group = filters.Chat(chat_id=coordinator_chat_id)
+        application.add_handler(
+            CommandHandler("canned", coordinators.canned, filters=coordinators_group & fresh), group=-1
+        )
+        application.add_handler(
+            MessageHandler(
+                coordinators_group & filters.REPLY & filters.TEXT & ~filters.COMMAND & fresh, coordinators.relay_reply
+            ),
+            group=-1,
+        )
+        application.add_handler(CallbackQueryHandler(coordinators.press_in_group, pattern=r"^ho:close:"), group=-1)
+        application.add_handler(MessageHandler(coordinators_group, coordinators.stay_quiet), group=-1)
+    # anyone else who types a coordinator command (last: the filtered handlers above match first)
+    application.add_handler(
+        CommandHandler([*coordinator_names, *staff_names, "export", "canned"], coordinators.refuse, filters=fresh),
+        group=-1,
+    )
 
 
 def _drop_replayed_update_factory() -> Callable[[Update, RahnumaContext], Coroutine[Any, Any, None]]:
@@ -186,6 +233,7 @@ def _open_runtime_factory(settings: Settings, *, with_dispatcher: bool):  # type
                 await application.bot.set_my_commands(commands, scope=scope, language_code=language)  # type: ignore[arg-type]
             except TelegramError as exc:  # not essential: the bot works without a command menu
                 log.warning("setMyCommands failed, continuing without that menu: %s", exc)
+        await _start_coordination(application)
         log.info("Rahnuma is running as @%s", application.bot.username)
 
     return open_runtime_for
@@ -203,18 +251,48 @@ async def _start_dispatcher(application: RahnumaApplication, settings: Settings)
     application.bot_data.dispatcher = dispatcher
     application.bot_data.bulk_bot = bot
 
-    async def dispatch(context: RahnumaContext) -> None:
-        await dispatcher.tick(budget=settings.dispatch_interval)
-
-    application.job_queue.run_repeating(
-        dispatch,
-        interval=settings.dispatch_interval,
-        first=settings.dispatch_interval,
-        name="outbox-dispatcher",
-        # A late tick runs once (coalesced), however late, instead of being skipped; never two at once.
-        job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
-    )
+    schedule_dispatcher(application.job_queue, dispatcher, interval=settings.dispatch_interval)
     log.info("Outbox dispatcher %s: %.0f messages/s at most", dispatcher.worker, settings.send_rate)
+
+
+def schedule_dispatcher(job_queue: JobQueue[Any], dispatcher: Dispatcher, *, interval: float) -> None:
+    """The dispatcher's repeating job (bench/broadcast.py schedules it the same way, to measure what runs)."""
+
+    async def dispatch(context: Any) -> None:
+        await dispatcher.tick(budget=interval)
+
+    job_queue.run_repeating(
+        dispatch,
+        interval=interval,
+        first=interval,
+        name="outbox-dispatcher",
+        # A late tick runs once (coalesced), however late. Two may overlap: a tick that runs past its second
+        # would otherwise make APScheduler skip the next one (max instances reached) and leave the sender idle
+        # for the rest of that second, about half the configured rate (bench/broadcast.py). Overlapping ticks
+        # share one Pacer (the rate stays the rate) and claims are leases (no row is sent twice).
+        job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 2},
+    )
+
+
+async def _start_coordination(application: RahnumaApplication) -> None:
+    """Coordinators (issue 10): load role grants into the handlers' user filters, set their menus, and keep both
+    in step with `rahnuma admin` changes while the bot runs."""
+    runtime = application.bot_data.runtime
+    assert runtime is not None
+    runtime.coordination.cohorts.bot_username = application.bot.username
+    try:
+        await runtime.coordination.roles.refresh()
+    except StorageError as exc:
+        log.warning("Could not load role grants (%s); coordinators from RAHNUMA_COORDINATORS only for now", exc)
+    await coordinators.sync_role_filters(application)
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(
+            coordinators.sync_roles_job,
+            interval=coordinators.ROLE_SYNC_SECONDS,
+            first=coordinators.ROLE_SYNC_SECONDS,
+            name="role-sync",
+            job_kwargs={"coalesce": True, "max_instances": 1},
+        )
 
 
 async def _release_claims(application: RahnumaApplication) -> None:

@@ -68,6 +68,39 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cross-validation", action="store_true", help="also run Rasa's 5-fold cross-validation")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+    # ---- coordinators (issue 10) ----
+    admin = commands.add_parser("admin", help="coordinator and researcher roles (Telegram user ids)")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    for verb, what in (("add", "give a role"), ("remove", "take a role away")):
+        change = admin_commands.add_parser(verb, help=what)
+        change.add_argument("--role", choices=["coordinator", "researcher"], required=True)
+        change.add_argument("user_id", type=int, help="the person's Telegram user id")
+    listing = admin_commands.add_parser("list", help="who has which role")
+    listing.add_argument("--role", choices=["coordinator", "researcher"])
+    broadcast = commands.add_parser("broadcast", help="broadcasts to trainees (only enqueues; the bot delivers)")
+    broadcast_commands = broadcast.add_subparsers(dest="broadcast_command", required=True)
+    create = broadcast_commands.add_parser("create", help="count the segment, confirm, enqueue")
+    create.add_argument("--text", help="the message (plain text, English or for everyone)")
+    create.add_argument("--text-ur", help="the Urdu version, for users who chose Urdu")
+    create.add_argument("--tip", help="a tip id from content/tips.yml (its English and Urdu texts)")
+    create.add_argument("--language", choices=["en", "ur"], help="only users with this language")
+    create.add_argument("--platform", help="only users with this platform in their profile")
+    create.add_argument("--reached", help="only users who reached this milestone")
+    create.add_argument("--not-reached", help="only users who have not reached this milestone")
+    create.add_argument("--inactive-days", type=int, help="only users silent for at least N days")
+    create.add_argument("--city", help="only users in this city")
+    create.add_argument("--joined-from", type=dt.date.fromisoformat, help="only users who joined on or after")
+    create.add_argument("--joined-to", type=dt.date.fromisoformat, help="only users who joined on or before")
+    create.add_argument("--cohort", help="only members of this cohort")
+    create.add_argument("--at", help="when (ISO-8601; without an offset in RAHNUMA_TIMEZONE); default now")
+    create.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    broadcast_commands.add_parser("list", help="recent broadcasts with delivery counts")
+    show = broadcast_commands.add_parser("show", help="the delivery report of one broadcast")
+    show.add_argument("id", type=int)
+    show.add_argument("--wait", action="store_true", help="show a progress bar until delivery ends")
+    cancel = broadcast_commands.add_parser("cancel", help="stop what has not gone yet")
+    cancel.add_argument("id", type=int)
+
     content = commands.add_parser("content", help="curated content").add_subparsers(
         dest="content_command", required=True
     )
@@ -121,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "run": _run, "chat": _chat, "ask": _ask, "start": _start, "db": _db, "nlu": _nlu, "content": _content,
         "dispatch": _dispatch, "nudges": _nudges, "outbox": _outbox, "export": _export, "report": _report,
-        "demo-data": _demo_data, "codebook": _codebook,
+        "demo-data": _demo_data, "codebook": _codebook, "admin": _admin, "broadcast": _broadcast,
     }[args.command]  # fmt: skip
     try:
         return handler(args, settings)
@@ -185,6 +218,58 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     from bot.delivery.operations import outbox_stats
 
     return _with_runtime(settings, lambda runtime: outbox_stats(runtime, now=SystemClock().now()))
+
+
+def _admin(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.admin import admin
+
+    user_id = getattr(args, "user_id", None)
+    return _with_runtime(
+        settings,
+        lambda runtime: admin(runtime, action=args.admin_command, role=args.role, user_id=user_id, out=sys.stdout),
+    )
+
+
+def _broadcast(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import admin
+
+    if args.broadcast_command == "list":
+        return _with_runtime(settings, lambda runtime: admin.list_broadcasts(runtime, out=sys.stdout))
+    if args.broadcast_command == "show":
+        return _with_runtime(
+            settings,
+            lambda runtime: admin.show_broadcast(runtime, broadcast_id=args.id, wait=args.wait, out=sys.stdout),
+        )
+    if args.broadcast_command == "cancel":
+        return _with_runtime(
+            settings, lambda runtime: admin.cancel_broadcast(runtime, broadcast_id=args.id, out=sys.stdout)
+        )
+    from bot.core.broadcasts import Draft
+    from storage.broadcasts import Segment
+
+    if not (args.text or args.text_ur or args.tip):
+        print("rahnuma broadcast create needs --text, --text-ur or --tip", file=sys.stderr)
+        return 2
+    try:
+        send_at = admin.parse_when(args.at, settings.timezone) if args.at else None
+    except ValueError:
+        print(f"--at: not an ISO-8601 time: {args.at!r} (e.g. 2026-12-01T10:00)", file=sys.stderr)
+        return 2
+    segment = Segment(
+        language=args.language,
+        platform=args.platform,
+        reached=args.reached,
+        not_reached=args.not_reached,
+        inactive_days=args.inactive_days,
+        city=args.city,
+        joined_from=args.joined_from.isoformat() if args.joined_from else None,
+        joined_to=args.joined_to.isoformat() if args.joined_to else None,
+        cohort=args.cohort,
+    )
+    draft = Draft(text_en=args.text, text_ur=args.text_ur, tip_id=args.tip, segment=segment, send_at=send_at)
+    return _with_runtime(
+        settings, lambda runtime: admin.create_broadcast(runtime, draft=draft, yes=args.yes, out=sys.stdout)
+    )
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -344,6 +429,9 @@ def _content(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     report = check_library(library)
+    from content.coordinators import check_coordinator_content, load_coordinator_content
+
+    report.errors.extend(check_coordinator_content(load_coordinator_content(), articles=set(library.articles)))
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for error in report.errors:

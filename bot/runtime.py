@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from bot.core.answers import Answers
 from bot.core.clock import Clock, SystemClock
 from bot.core.conversation import Conversation
+from bot.core.coordination import Coordination, CoordinationSettings
 from bot.core.journal import Journal
 from bot.core.nudges import NudgePlanner, Nudges, NudgeSettings
 from bot.core.privacy import Privacy
 from bot.core.profile import Profile
 from bot.core.progress import Progress
 from bot.core.users import Users
-from bot.delivery.dispatcher import Dispatcher, Sender
+from bot.delivery.dispatcher import Dispatcher, Planner, Sender
 from bot.settings import Settings
 from content.library import Library, load_library
 from nlu.client import RasaClient, RasaUnavailable
@@ -34,6 +35,7 @@ def build_conversation(
     rasa: RasaClient | None,
     lexical: LexicalSearch | None = None,
     default_timezone: str = "Asia/Karachi",
+    coordination: Coordination | None = None,
 ) -> Conversation:
     """The core with its collaborators; tests build it the same way, with their own database and clock."""
     answers = Answers(library)
@@ -47,8 +49,15 @@ def build_conversation(
         progress=Progress(library, db, journal, clock),
         profile=Profile(library, db, clock, default_timezone=default_timezone),
         privacy=Privacy(library, db, clock),
-        features=[Nudges(library, db, clock, journal, answers)],
+        features=[Nudges(library, db, clock, journal, answers), *(coordination.features() if coordination else [])],
     )
+
+
+def dispatch_batch_size(send_rate: float, interval: float) -> int:
+    """Rows a dispatcher claims at once: one interval's worth at the send rate. Half of that left the sender idle
+    at every batch boundary (claim, then the first send's go-ahead): 22.7 instead of 24.4 msg/s at 25/s in
+    bench/broadcast.py."""
+    return max(5, round(send_rate * interval))
 
 
 @dataclass
@@ -60,7 +69,8 @@ class Runtime:
     clock: Clock
     rasa: RasaClient
     conversation: Conversation
-    planners: list[NudgePlanner]
+    planners: list[Planner]
+    coordination: Coordination
 
     def dispatcher(self, sender: Sender, *, clock: Clock | None = None) -> Dispatcher:
         """The outbox dispatcher over this runtime's database and planners, sending through `sender`."""
@@ -73,7 +83,7 @@ class Runtime:
             quiet_hours=settings.quiet,
             default_timezone=settings.timezone_name,
             worker=settings.worker_id,
-            batch_size=max(5, round(settings.send_rate * settings.dispatch_interval / 2)),
+            batch_size=dispatch_batch_size(settings.send_rate, settings.dispatch_interval),
         )
 
     async def aclose(self) -> None:
@@ -107,8 +117,17 @@ async def open_runtime(settings: Settings, *, library: Library | None = None, cl
         token=settings.rasa_token.get_secret_value() if settings.rasa_token else None,
         timeout_seconds=settings.rasa_timeout_seconds,
     )
+    coordination = Coordination(
+        library=library, db=db, clock=clock, journal=journal, settings=CoordinationSettings.from_settings(settings)
+    )
     conversation = build_conversation(
-        library=library, db=db, journal=journal, clock=clock, rasa=rasa, default_timezone=settings.timezone_name
+        library=library,
+        db=db,
+        journal=journal,
+        clock=clock,
+        rasa=rasa,
+        default_timezone=settings.timezone_name,
+        coordination=coordination,
     )
     nudge_settings = NudgeSettings(daily_cap=settings.nudge_daily_cap, weekly_cap=settings.nudge_weekly_cap)
     return Runtime(
@@ -119,5 +138,6 @@ async def open_runtime(settings: Settings, *, library: Library | None = None, cl
         clock=clock,
         rasa=rasa,
         conversation=conversation,
-        planners=[NudgePlanner(library, db, clock, nudge_settings)],
+        planners=[NudgePlanner(library, db, clock, nudge_settings), *coordination.planners()],
+        coordination=coordination,
     )

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Research exports (docs/RESEARCH.md): the key of the pseudonyms. Only `rahnuma export` and /export need it,
     # and they check it (32+ characters); the bot runs without it.
     research_salt: SecretStr | None = Field(default=None, alias="RAHNUMA_RESEARCH_SALT")
+    # Coordinators (docs/COORDINATORS.md): their Telegram group, working hours, hand-off timers
+    coordinator_chat_id: int | None = Field(default=None, alias="RAHNUMA_COORDINATOR_CHAT_ID")
+    coordinator_hours: str = Field(default="09:00-17:00", alias="RAHNUMA_COORDINATOR_HOURS")
+    handoff_repost_minutes: int = Field(default=120, ge=5, le=7 * 24 * 60, alias="RAHNUMA_HANDOFF_REPOST_MINUTES")
+    handoff_close_hours: int = Field(default=48, ge=1, le=30 * 24, alias="RAHNUMA_HANDOFF_CLOSE_HOURS")
 
     @field_validator(
         "telegram_bot_token", "rasa_token", "webhook_secret", "webhook_url", "research_salt", mode="before"
@@ -61,6 +66,23 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("coordinator_chat_id", mode="before")
+    @classmethod
+    def _chat_id(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            if not value.strip().lstrip("-").isdigit():
+                raise ValueError("expected the coordinators' Telegram group id, an integer such as -1001234567890")
+            return int(value.strip())
+        return value
+
+    @field_validator("coordinator_hours")
+    @classmethod
+    def _working_hours(cls, value: str) -> str:
+        Span.parse(value)
+        return value.strip()
 
     @field_validator("webhook_secret")
     @classmethod
@@ -137,6 +159,10 @@ class Settings(BaseSettings):
     def quiet(self) -> QuietHours:
         friday = Span.parse(self.friday_quiet_hours) if self.friday_quiet_hours else None
         return QuietHours(night=Span.parse(self.quiet_hours), friday_prayer=friday)
+
+    @property
+    def working_hours(self) -> Span:
+        return Span.parse(self.coordinator_hours)
 
     @property
     def rasa_executable(self) -> Path:

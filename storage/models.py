@@ -194,3 +194,107 @@ class ExperimentAssignment(Base):
     experiment: Mapped[str] = mapped_column(String(48), primary_key=True)
     arm: Mapped[str] = mapped_column(String(32))
     assigned_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+# ---- coordinators (issue 10): roles, cohorts, broadcasts, hand-off tickets ---------------------------------------
+
+
+class RoleGrant(Base):
+    """A role given from the CLI (`rahnuma admin add`), on top of RAHNUMA_COORDINATORS. Keyed by Telegram user id,
+    so a coordinator can be granted before they ever talk to the bot."""
+
+    __tablename__ = "role_grant"
+
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)  # coordinator | researcher
+    granted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    granted_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Cohort(Base):
+    """A training cohort; users join through t.me/<bot>?start=c-<tag>."""
+
+    __tablename__ = "cohort"
+
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class CohortMember(Base):
+    __tablename__ = "cohort_member"
+    __table_args__ = (Index("ix_cohort_member_tag", "tag"),)
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(32), ForeignKey("cohort.tag", ondelete="CASCADE"), primary_key=True)
+    joined_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class Broadcast(Base):
+    """A broadcast from its draft (the /broadcast wizard keeps its step here, so a restart loses nothing) to its
+    delivery. Recipients are expanded into outbox rows in batches; `cursor_user_id` is committed with each batch, so
+    an expansion cut short resumes where it stopped (and the outbox's dedupe keys make a repeat harmless)."""
+
+    __tablename__ = "broadcast"
+    __table_args__ = (
+        Index("ix_broadcast_status_send_at", "status", "send_at"),
+        Index("ix_broadcast_created_by_status", "created_by", "status"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)  # Telegram user id; NULL from the CLI
+    # draft → scheduled → sending (every recipient enqueued) → done; or cancelled
+    status: Mapped[str] = mapped_column(String(16))
+    step: Mapped[str | None] = mapped_column(String(16))  # the wizard's open question while a draft
+    step_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    text_en: Mapped[str | None] = mapped_column(Text)
+    text_ur: Mapped[str | None] = mapped_column(Text)
+    tip_id: Mapped[str | None] = mapped_column(String(64))
+    segment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Hash of the texts and the segment: the same broadcast twice within a day asks for a second confirmation.
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    recipients: Mapped[int | None] = mapped_column(Integer)  # counted when confirmed
+    send_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    cursor_user_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    enqueued: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    expanded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class HandoffTicket(Base):
+    """A user asked for a human: open until a coordinator closes it, the user ends it, or it stays silent."""
+
+    __tablename__ = "handoff_ticket"
+    __table_args__ = (
+        Index("ix_handoff_ticket_user_id_status", "user_id", "status"),
+        Index("ix_handoff_ticket_status_last_activity_at", "status", "last_activity_at"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(8))  # open | closed
+    assignee: Mapped[int | None] = mapped_column(BigInteger)  # Telegram id of the first coordinator who answered
+    show_name: Mapped[bool] = mapped_column(default=False)  # the user agreed to show their name to coordinators
+    opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_activity_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    first_answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    reposted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    reposts: Mapped[int] = mapped_column(Integer, default=0)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    closed_reason: Mapped[str | None] = mapped_column(String(16))
+
+
+class HandoffPost(Base):
+    """A message the bot posted to the coordinators' group for a ticket. Its Telegram message id is the outbox
+    row's `telegram_message_id` once sent: a coordinator's reply is mapped to its ticket through this table, never
+    through `forward_from` (which users can hide)."""
+
+    __tablename__ = "handoff_post"
+    __table_args__ = (Index("ix_handoff_post_ticket_id", "ticket_id"),)
+
+    outbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("outbox_message.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("handoff_ticket.id", ondelete="CASCADE"))

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.handoff import erase_posts_of_user as erase_handoff_posts
 from storage.models import Event, MilestoneDone, User
 from storage.outbox import erase_for_user as erase_outbox_for_user
 
@@ -194,6 +195,7 @@ async def delete_user_data(session: AsyncSession, *, user_id: int) -> int:
     foreign key and is retried by the journal without the user.
     """
     await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    await erase_handoff_posts(session, user_id=user_id)  # before erase_outbox_for_user: the posts have no user_id
     await erase_outbox_for_user(session, user_id=user_id)
     result = await session.execute(update(Event).where(Event.user_id == user_id).values(text=None, user_id=None))
     await session.execute(delete(MilestoneDone).where(MilestoneDone.user_id == user_id))

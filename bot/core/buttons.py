@@ -258,3 +258,34 @@ class Proactive(ButtonAction):
     """/stop and /resume as buttons: every proactive message, not only nudges."""
 
     action: Literal["stop", "resume"]
+
+
+# ---- coordinators (issue 10) ---------------------------------------------------------------------------------
+
+
+@button("bc")
+@dataclass(frozen=True)
+class BroadcastStep(ButtonAction):
+    """A step of the /broadcast wizard on broadcast `broadcast_id`: pick a tip, skip the Urdu text, pick a segment,
+    send now or at a time, confirm (again, after the same-day warning) or cancel."""
+
+    verb: Literal["tip", "skip", "seg", "now", "at", "go", "again", "x"]
+    broadcast_id: int
+    arg: str | None = None
+
+
+@button("ho")
+@dataclass(frozen=True)
+class HandoffAction(ButtonAction):
+    """A hand-off ticket: closed by a coordinator (in the group), ended by the user, or the user shows their name."""
+
+    verb: Literal["close", "end", "name"]
+    ticket_id: int
+
+
+@button("un")
+@dataclass(frozen=True)
+class UnansweredAdded(ButtonAction):
+    """/unanswered: a coordinator marks a group of questions as added to content."""
+
+    group: str

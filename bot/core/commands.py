@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Audience = Literal["everyone", "coordinator"]
+# "staff": coordinators and researchers (read-only: stats); "coordinator": coordinators only.
+Audience = Literal["everyone", "coordinator", "staff"]
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,23 @@ COMMANDS: tuple[Command, ...] = (
     Command("resume"),
     Command("privacy"),
     Command("delete_me"),
+    # ---- coordinators (issue 10) ----
+    Command("human"),
+    Command("broadcast", audience="coordinator"),
+    Command("broadcasts", audience="coordinator"),
+    Command("cohort", audience="coordinator"),
+    Command("stats", audience="staff"),
+    Command("unanswered", audience="staff"),
+    Command("export", audience="staff"),  # a zip document: bot/handlers/export.py
+    Command("canned", audience="coordinator", menu=False),  # in the coordinators' group, as a reply to a hand-off
 )
 BY_NAME = {command.name: command for command in COMMANDS}
 
 
 def user_commands() -> list[Command]:
     return [command for command in COMMANDS if command.audience == "everyone"]
+
+
+def coordinator_commands() -> list[Command]:
+    """Commands only coordinators (and, for "staff", researchers) may use."""
+    return [command for command in COMMANDS if command.audience != "everyone"]

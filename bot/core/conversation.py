@@ -235,10 +235,18 @@ class Conversation:
             payload = argument.strip()
             if _START_PAYLOAD.fullmatch(payload) and payload in BY_NAME and payload != "start" and user.language_chosen:
                 return await self._command(user, payload, "")
+            notes = []
+            for prefix, handler in self.routes.start_payloads.items():
+                if _START_PAYLOAD.fullmatch(payload) and payload.startswith(prefix):
+                    note = await handler(user, payload[len(prefix) :])
+                    if note:
+                        notes.append(note)
             name_html = html.escape(user.display_name or self.library.text("friend", lang))
             text = (
                 f"{self.library.text('welcome', lang, name=name_html)}\n\n{self.library.text('privacy_notice', lang)}"
             )
+            if notes:
+                text = "\n\n".join([*notes, text])
             rows = [self._language_buttons()]
             if not user.research_consent:
                 rows.append(self.privacy.consent_buttons(lang))

@@ -20,6 +20,8 @@ CommandHandler = Callable[[UserView, str], Awaitable[Reply]]
 ButtonHandler = Callable[[UserView, Any, dt.datetime], Awaitable[Reply]]
 IntentHandler = Callable[[UserView, str, Understanding], Awaitable[Reply | None]]
 Interceptor = Callable[[UserView, str, dt.datetime], Awaitable[Reply | None]]
+# A /start payload with a feature's prefix (e.g. "c-" joins a cohort): returns a line to add to the welcome.
+StartPayloadHandler = Callable[[UserView, str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Routes:
     buttons: dict[type[ButtonAction], Route] = field(default_factory=dict)
     intents: dict[str, Route] = field(default_factory=dict)
     interceptors: list[Route] = field(default_factory=list)
+    start_payloads: dict[str, StartPayloadHandler] = field(default_factory=dict)
 
     def command(self, name: str, handler: CommandHandler, *, changes_state: bool) -> None:
         if name in self.commands:
@@ -55,6 +58,12 @@ class Routes:
     def intercept(self, handler: Interceptor, *, logged_as: EventKind) -> None:
         """Free text a feature takes before the NLU sees it (an open /profile question, a hand-off...)."""
         self.interceptors.append(Route(handler, changes_state=True, logged_as=logged_as))
+
+    def start_payload(self, prefix: str, handler: StartPayloadHandler) -> None:
+        """`/start <prefix><rest>` (a deep link t.me/<bot>?start=<prefix><rest>): the feature handles <rest>."""
+        if prefix in self.start_payloads:
+            raise ValueError(f"start payload prefix {prefix!r} is routed twice")
+        self.start_payloads[prefix] = handler
 
 
 class Feature(Protocol):

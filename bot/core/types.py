@@ -76,3 +76,6 @@ class UserView:
     profile_step_at: dt.datetime | None = None
     timezone: str | None = None
     blocked: bool = False
+    # Who this is on their channel (a Telegram user id for role checks); None for guests.
+    channel: str | None = None
+    external_id: str | None = None

@@ -29,12 +29,20 @@ def view_of(user: User) -> UserView:
         profile_step_at=user.profile_step_at,
         timezone=user.timezone,
         blocked=user.blocked_at is not None,
+        channel=user.channel,
+        external_id=user.external_id,
     )
 
 
 def guest(person: Person) -> UserView:
     """An unsaved view of someone the database does not (or cannot) know."""
-    return UserView(None, person.hinted_language, display_name=person.display_name)
+    return UserView(
+        None,
+        person.hinted_language,
+        display_name=person.display_name,
+        channel=person.channel,
+        external_id=person.external_id,
+    )
 
 
 class Users:

@@ -39,6 +39,8 @@ class Sender(Protocol):
 
 
 class Planner(Protocol):
+    clock: Clock  # `rahnuma dispatch --once --at` pins it
+
     async def plan(self, *, now: dt.datetime | None = None, use_cursor: bool = True) -> Any: ...
 
 
@@ -88,6 +90,7 @@ class Dispatcher:
         try:
             now = self.clock.now()
             if self._planned_at is None or now - self._planned_at >= self.plan_every:
+                self._planned_at = now  # an overlapping tick (bot/app.py allows two) does not plan again
                 report.planned = await self.plan(now)
             deadline = asyncio.get_running_loop().time() + budget
             while asyncio.get_running_loop().time() < deadline:

@@ -43,7 +43,7 @@ async def preview_nudges(
     runtime: Runtime, *, at: dt.datetime, telegram_id: str | None, out: TextIO = sys.stdout
 ) -> int:
     """What a planning pass at `at` would enqueue and why, writing nothing."""
-    planner: NudgePlanner = runtime.planners[0]
+    planner = next(p for p in runtime.planners if isinstance(p, NudgePlanner))
     user_id = None
     if telegram_id is not None:
         async with runtime.db.read() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, CallbackContext, ExtBot, JobQueue
+from telegram.ext import Application, CallbackContext, ExtBot, JobQueue, filters
 
 from bot.core.conversation import Conversation
 from bot.core.text import clean_name
@@ -22,6 +22,14 @@ class BotData:
     dispatcher: Dispatcher | None = None
     pacer: Pacer | None = None
     bulk_bot: ExtBot[None] | None = None
+    # coordinators (issue 10): the user filters of their handlers, kept in step with role grants, and the
+    # per-chat command menus set so far (chat id -> command names)
+    coordinator_filter: filters.User | None = None
+    staff_filter: filters.User | None = None
+    menus_set: dict[int, list[str]]
+
+    def __init__(self) -> None:
+        self.menus_set = {}
 
 
 class RahnumaContext(CallbackContext[ExtBot[int], dict[Any, Any], dict[Any, Any], BotData]):

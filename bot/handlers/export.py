@@ -1,7 +1,8 @@
 """/export in a private chat: a researcher or coordinator gets the pseudonymised export as a zip document.
 
-Who may export is decided where the handler is registered (`MayExport`), not in the callback. Sending the file is
-the answer to the sender's own command, so it goes through the reply path like any answer, not the outbox.
+Who may export (researchers and coordinators: the staff filter of bot/handlers/coordinators.py) is decided where
+the handler is registered in bot/app.py, not in the callback. Sending the file is the answer to the sender's own
+command, so it goes through the reply path like any answer, not the outbox.
 """
 
 from __future__ import annotations
@@ -9,39 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from telegram import Message, Update
+from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import filters
 
 from bot.handlers.context import RahnumaContext
-from bot.settings import Settings
 from research.pseudonyms import SaltError
 from research.share import TELEGRAM_FILE_LIMIT, make_zip
 from storage.db import StorageError
 from storage.research import Period
 
 log = logging.getLogger(__name__)
-
-
-def export_allowed(settings: Settings) -> Callable[[int], bool]:
-    """Who may export: today the coordinators (RAHNUMA_COORDINATORS). The roles module replaces this with its
-    researcher and coordinator roles; the handler does not change."""
-    allowed = frozenset(settings.coordinators)
-    return lambda telegram_id: telegram_id in allowed
-
-
-class MayExport(filters.MessageFilter):
-    """A filter over a `may export` check, so /export from anyone else never reaches the handler."""
-
-    def __init__(self, check: Callable[[int], bool]) -> None:
-        super().__init__(name="MayExport")
-        self.check = check
-
-    def filter(self, message: Message) -> bool:
-        return message.from_user is not None and self.check(message.from_user.id)
 
 
 async def send_export(update: Update, context: RahnumaContext) -> None:

@@ -121,8 +121,9 @@ class TelegramUser:
             "username": self.username,
         }
 
-    async def send_text(self, text: str) -> None:
-        """Type `text` and send it; a leading /command becomes a bot_command entity, as Telegram does."""
+    async def send_text(self, text: str, *, reply_to: BotMessage | None = None) -> None:
+        """Type `text` and send it; a leading /command becomes a bot_command entity, as Telegram does. With
+        `reply_to`, it is a Telegram reply to that message of the bot (what a coordinator does in their group)."""
         message: dict[str, Any] = {
             "botToken": self.bot_token,
             "from": self._from,
@@ -130,6 +131,14 @@ class TelegramUser:
             "date": int(time.time()),
             "text": text,
         }
+        if reply_to is not None:
+            message["reply_to_message"] = {
+                "message_id": reply_to.message_id,
+                "date": _seconds(reply_to.raw.get("date") or time.time()),
+                "chat": self._chat,
+                "from": {"id": 0, "is_bot": True, "first_name": "Bot"},
+                "text": reply_to.plain_text,
+            }
         route = "/sendMessage"
         entities = [
             {"type": "mention", "offset": _utf16_offset(text, m.start()), "length": len(m.group(0))}

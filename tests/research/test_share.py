@@ -1,4 +1,4 @@
-"""/export: only coordinators (for now) reach the handler; the zip holds the whole export and its manifest."""
+"""/export: only researchers and coordinators reach the handler; the zip holds the whole export and its manifest."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from telegram import Chat, Message, MessageEntity, Update, User
 
 from bot.app import build_application
-from bot.handlers.export import MayExport, export_allowed, send_export
+from bot.handlers.coordinators import export_for_staff
 from bot.settings import load_settings
 from content.library import Library
 from research.share import make_zip
@@ -32,17 +32,19 @@ def command_update(sender: int, text: str = "/export") -> Update:
     return Update(update_id=1, message=message)
 
 
-def test_only_coordinators_reach_the_export_handler() -> None:
-    """A coordinator's /export passes the handler's filters; anyone else's falls through to "unknown command"."""
-    settings = load_settings(TELEGRAM_BOT_TOKEN="123:abc", RAHNUMA_COORDINATORS="4242")
+def test_only_staff_reach_the_export_handler() -> None:
+    """A researcher's or coordinator's /export passes the handler's filters; anyone else's does not (they get the
+    coordinators' polite refusal)."""
+    settings = load_settings(TELEGRAM_BOT_TOKEN="123:abc")
     application = build_application(settings)
     handler = next(
         h for group in application.handlers.values() for h in group
-        if getattr(h, "callback", None) is send_export
+        if getattr(h, "callback", None) is export_for_staff
     )  # fmt: skip
+    assert application.bot_data.staff_filter is not None
+    application.bot_data.staff_filter.add_user_ids([4242])  # what sync_role_filters does for a granted role
     assert handler.filters.check_update(command_update(4242))
     assert not handler.filters.check_update(command_update(5151))
-    assert MayExport(export_allowed(settings)).check(4242) and not export_allowed(settings)(5151)
 
 
 async def test_the_zip_holds_the_export_and_says_how_big_it_is(
