@@ -295,6 +295,8 @@ async def test_every_coordinator_command_from_a_trainee_reaches_only_the_refusal
         assert first_match(in_group) is expected  # nothing but /canned is answered in the coordinators' group
         if command != "canned":
             mine = command_update(application.bot, user_id=COORDINATOR, text=f"/{command}")
-            assert first_match(mine) is coordinators.run_staff_command
+            # /export answers with a document (the research package); every other command with the core's reply
+            expected = coordinators.export_for_staff if command == "export" else coordinators.run_staff_command
+            assert first_match(mine) is expected
     finally:
         await application.bot.shutdown()

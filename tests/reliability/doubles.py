@@ -24,6 +24,7 @@ from telegram.request import BaseRequest, RequestData
 
 from bot.app import build_application
 from bot.core.clock import FrozenClock
+from bot.core.coordination import Coordination
 from bot.core.conversation import Conversation
 from bot.handlers.context import RahnumaApplication
 from bot.runtime import Runtime
@@ -215,6 +216,7 @@ def connect(
         rasa=None,  # type: ignore[arg-type]
         conversation=conversation,
         planners=[],
+        coordination=Coordination(library=library, db=db, clock=conversation.clock, journal=conversation.journal),
     )
     conversation.bot_username = BOT_USERNAME
 
