@@ -29,6 +29,7 @@ from sqlalchemy import insert
 from telegram.ext import AIORateLimiter, Application, ExtBot, JobQueue
 from telegram.request import HTTPXRequest
 
+from bench.common import percentile
 from bot.app import schedule_dispatcher
 from bot.core.broadcasts import BroadcastPlanner, Draft
 from bot.core.clock import SystemClock
@@ -63,11 +64,6 @@ QUESTIONS = [
     "how do I get my first order on fiverr",
 ]
 NEVER_QUIET = QuietHours(night=Span(dt.time(0), dt.time(0)), friday_prayer=None)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 async def add_recipients(db: Database, count: int) -> None:

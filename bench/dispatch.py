@@ -14,14 +14,13 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from telegram.ext import AIORateLimiter, ExtBot
 
+from bench.common import fresh_database, percentile
 from bot.core.clock import SystemClock
 from bot.core.journal import Journal
 from bot.core.outbox import outbound
@@ -33,28 +32,12 @@ from bot.delivery.sender import TelegramSender
 from bot.runtime import build_conversation
 from content.library import load_library
 from storage import outbox as stored_outbox
-from storage.db import Database, create_engine
+from storage.db import Database
 from storage.migrate import upgrade_async
 from storage.models import OutboxMessage
 
 TOKEN = "123456:BENCH-token"
 QUESTIONS = ["how do I withdraw money from fiverr", "upwork profile rejected why", "payoneer kaise banaen"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
-
-
-async def fresh_database(url: str | None, tag: str) -> str:
-    if url is None:
-        return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / f'dispatch-{tag}.db'}"
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-    return url
 
 
 async def live_replies(conversation, bot: ExtBot[None], pacer: Pacer, stop: asyncio.Event) -> list[float]:  # type: ignore[no-untyped-def]
@@ -86,7 +69,7 @@ async def start_fake(rate_limit: float) -> tuple[asyncio.subprocess.Process, str
 
 
 async def measure(url: str | None, rows: int, rate: float) -> dict[str, float | int | str]:
-    database_url = await fresh_database(url, f"{rows}-{rate:.0f}")
+    database_url = await fresh_database(url, f"dispatch-{rows}-{rate:.0f}")
     await upgrade_async(database_url)
     db = Database.connect(database_url)
     fake, api_url = await start_fake(rate * 1.2)

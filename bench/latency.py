@@ -15,6 +15,7 @@ import statistics
 import tempfile
 import time
 
+from bench.common import percentile
 from bot.core.clock import SystemClock
 from bot.core.conversation import Conversation
 from bot.core.journal import Journal
@@ -41,11 +42,6 @@ class TimedRasaClient(RasaClient):
             return await super().parse(text)
         finally:
             last_parse_ms.set((time.perf_counter() - started) * 1000)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def one_chat(conversation: Conversation, chat: int, texts: list[str], samples: list[tuple[float, float]]) -> None:

@@ -13,33 +13,21 @@ import asyncio
 import datetime as dt
 import json
 import random
-import tempfile
 import time
-from pathlib import Path
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
+from bench.common import fresh_database
 from bot.core.clock import FrozenClock
 from bot.core.nudges import NudgePlanner
 from content.library import load_library
-from storage.db import Database, create_engine
+from storage.db import Database
 from storage.migrate import upgrade_async
 from storage.models import PlannerCursor, User
 
 NOW = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(hours=1)  # the time since the previous pass
 DUE_SHARE = 0.01
-
-
-async def fresh_database(url: str | None, users: int) -> str:
-    if url is None:
-        return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / f'planning-{users}.db'}"
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-    return url
 
 
 async def seed(db: Database, users: int, rules: list[str], rng: random.Random) -> int:
@@ -76,7 +64,7 @@ async def seed(db: Database, users: int, rules: list[str], rng: random.Random) -
 
 
 async def measure(url: str | None, users: int) -> dict[str, float]:
-    database_url = await fresh_database(url, users)
+    database_url = await fresh_database(url, f"planning-{users}")
     await upgrade_async(database_url)
     db = Database.connect(database_url)
     library = load_library()

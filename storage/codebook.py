@@ -157,6 +157,7 @@ class Decision(_Described):
     BROADCAST_LIST = "broadcast_list", "/broadcasts: recent broadcasts with live delivery counts"
     COHORT = "cohort", "/cohort: cohorts and their join links"
     STATS = "stats", "/stats"
+    EXPORT_ELSEWHERE = "export_elsewhere", "/export outside Telegram's document path: told how to get the export"
     UNANSWERED_LIST = "unanswered_list", "/unanswered: grouped questions the bot could not answer and 👎 answers"
     UNANSWERED_ADDED = "unanswered_added", "a group was marked as added to content"
     HANDOFF_OPENED = "handoff_opened", "told when a coordinator will answer; the question went to the group"

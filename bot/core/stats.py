@@ -128,6 +128,7 @@ class Stats:
     def routes(self, routes: Routes) -> None:
         routes.command("stats", lambda user, _: self.stats(user), changes_state=False)
         routes.command("unanswered", lambda user, _: self.unanswered(user), changes_state=False)
+        routes.command("export", lambda user, _: self.export_elsewhere(user), changes_state=False)
         routes.button(buttons.UnansweredAdded, self.mark_added, changes_state=False)
 
     def _refused(self, user: UserView, command: str) -> Reply:
@@ -135,6 +136,13 @@ class Stats:
             NewEvent(kind=EventKind.ADMIN_REFUSED, at=self.clock.now(), user_id=user.id, data={"command": command})
         )
         return Reply(text=self.library.text("admin_refused", user.language), decision=Decision.ADMIN_REFUSED)
+
+    async def export_elsewhere(self, user: UserView) -> Reply:
+        """/export where no document can be sent (the terminal; Telegram's own /export handler answers staff there
+        with the zip): staff learn where the export is made, everyone else gets the same polite no as /stats."""
+        if not self.roles.may_read_stats(telegram_id(user)):
+            return self._refused(user, "export")
+        return Reply(text=self.library.text("export_elsewhere", user.language), decision=Decision.EXPORT_ELSEWHERE)
 
     async def stats(self, user: UserView) -> Reply:
         """/stats: the flock at a glance."""
