@@ -111,9 +111,11 @@ class Journal:
     async def aclose(self, grace: float = 10.0) -> None:
         """Stop the writer and try to store what is left, for at most `grace` seconds."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Never cancel the writer mid-batch: a batch cancelled after its commit would be queued, and written, again.
+            async with self._lock:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         deadline = asyncio.get_running_loop().time() + grace
         delay = self.retry_initial

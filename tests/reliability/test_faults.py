@@ -11,10 +11,12 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import NullPool
 
 from bot.core.clock import FrozenClock
@@ -24,8 +26,9 @@ from bot.runtime import build_conversation
 from content.library import Library
 from nlu.client import RasaClient
 from nlu.lexical import LexicalSearch
-from storage.codebook import Decision
+from storage.codebook import Decision, EventKind
 from storage.db import Database, create_engine
+from storage.events import NewEvent
 from storage.models import Event
 from tests.helpers import events_of, stored_user
 from tests.reliability import figures
@@ -293,3 +296,35 @@ async def test_postgres_connections_killed_mid_question_lose_no_answer_and_no_ev
     figures.record(
         "postgres: backends killed mid-turn", f"{sum(killed)} killed over 3 turns; answers 3/3; events lost 0"
     )
+
+
+class _SlowToReleaseConnection:
+    """The database as the journal sees it, but each write transaction, once committed, takes a moment to hand its
+    connection back (a slow network, a busy pool): the window in which a shutdown used to cancel the writer."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.committed = asyncio.Event()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        async with self.db.write() as session:
+            yield session
+        self.committed.set()
+        await asyncio.sleep(0.3)
+
+
+async def test_shutting_down_while_the_journal_writes_a_batch_stores_each_event_once(
+    committed_db: Database, clock: FrozenClock
+) -> None:
+    """The bot stops (aclose) just after the journal's batch committed: the batch is not queued and written again."""
+    slow = _SlowToReleaseConnection(committed_db)
+    journal = Journal(slow)  # type: ignore[arg-type]
+    journal.start()
+    journal.record(*(NewEvent(kind=EventKind.UNANSWERED, at=clock.now(), text=f"q{n}") for n in range(3)))
+    await asyncio.wait_for(slow.committed.wait(), timeout=10)
+    await journal.aclose()
+
+    async with committed_db.read() as session:
+        stored = await session.scalar(select(func.count()).select_from(Event).where(Event.kind == "unanswered"))
+    assert stored == 3 and journal.pending == 0
