@@ -390,14 +390,6 @@ async def test_unanswered_questions_of_users_who_did_not_consent_are_counted_nev
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeBotApi]:
-    api = FakeBotApi()
-    await api.start()
-    yield api
-    await api.stop()
-
-
-@pytest.fixture
 async def sender(telegram: FakeBotApi) -> AsyncIterator[TelegramSender]:
     bot = ExtBot(TOKEN, base_url=telegram.bot_api_url)
     await bot.initialize()

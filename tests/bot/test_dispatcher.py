@@ -34,14 +34,6 @@ TOKEN = "123456:FAKE-token-for-dispatcher-tests"
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeBotApi]:
-    api = FakeBotApi()
-    await api.start()
-    yield api
-    await api.stop()
-
-
-@pytest.fixture
 async def sender(telegram: FakeBotApi) -> AsyncIterator[TelegramSender]:
     bot = ExtBot(TOKEN, base_url=telegram.bot_api_url)
     await bot.initialize()
