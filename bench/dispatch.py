@@ -1,9 +1,11 @@
 """Dispatch throughput and live-reply latency against a local fake Bot API that enforces a rate limit.
 
 N outbox rows (broadcast kind, one per chat; 2% of the chats have blocked the bot) are delivered by the real
-dispatcher (ticks as the JobQueue runs them) through the real sender and pacer to `tests/fake_bot_api.py`, which
-answers 429 with retry_after above its limit. Meanwhile live replies (the core's turn + a send through the
-application's own bot) run every 200 ms; their p95 is compared with the same replies before the dispatch.
+dispatcher (scheduled on PTB's JobQueue exactly as `rahnuma run` schedules it: `bot.app.schedule_dispatcher`, the
+batch size of `bot.runtime.dispatch_batch_size`, the bulk bot's connection pool) through the real sender and pacer
+to `tests/fake_bot_api.py`, which answers 429 with retry_after above its limit. Meanwhile live replies (the
+core's turn + a send through the application's own bot) run every 200 ms; their p95 is compared with the same
+replies before the dispatch.
 Usage: `.venv/bin/python -m bench.dispatch [--rows 10000] [--rate 25 200] [--database-url URL] [--json]`.
 """
 
@@ -15,12 +17,15 @@ import json
 import statistics
 import sys
 import time
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
-from telegram.ext import AIORateLimiter, ExtBot
+from telegram.ext import AIORateLimiter, Application, ExtBot, JobQueue
+from telegram.request import HTTPXRequest
 
 from bench.common import fresh_database, percentile
+from bot.app import schedule_dispatcher
 from bot.core.clock import SystemClock
 from bot.core.journal import Journal
 from bot.core.outbox import outbound
@@ -29,7 +34,7 @@ from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.pacing import Pacer
 from bot.delivery.render import message_parts
 from bot.delivery.sender import TelegramSender
-from bot.runtime import build_conversation
+from bot.runtime import build_conversation, dispatch_batch_size
 from content.library import load_library
 from storage import outbox as stored_outbox
 from storage.db import Database
@@ -40,7 +45,7 @@ TOKEN = "123456:BENCH-token"
 QUESTIONS = ["how do I withdraw money from fiverr", "upwork profile rejected why", "payoneer kaise banaen"]
 
 
-async def live_replies(conversation, bot: ExtBot[None], pacer: Pacer, stop: asyncio.Event) -> list[float]:  # type: ignore[no-untyped-def]
+async def live_replies(conversation, bot: ExtBot[Any], pacer: Pacer, stop: asyncio.Event) -> list[float]:  # type: ignore[no-untyped-def]
     """A user asking a question every 200 ms: the time from receiving it to Telegram accepting the answer."""
     samples = []
     index = 0
@@ -91,14 +96,14 @@ async def measure(url: str | None, rows: int, rate: float) -> dict[str, float | 
     for start in range(0, rows, 1000):
         async with db.write() as session:
             await stored_outbox.enqueue(session, messages=messages[start : start + 1000], now=now)
-    bulk = ExtBot(TOKEN, base_url=api_url)
+    bulk = ExtBot(TOKEN, base_url=api_url, request=HTTPXRequest(connection_pool_size=32))  # as bot.app's bulk bot
     live = ExtBot(TOKEN, base_url=api_url, rate_limiter=AIORateLimiter(max_retries=2))
     await bulk.initialize()
     await live.initialize()
     pacer = Pacer(rate)
     clock = SystemClock()
     dispatcher = Dispatcher(db=db, clock=clock, sender=TelegramSender(bulk, pacer), worker="bench",
-                            batch_size=max(5, round(rate / 2)))  # fmt: skip
+                            batch_size=dispatch_batch_size(rate, 1.0))  # fmt: skip
     journal = Journal(db)
     journal.start()
     conversation = build_conversation(library=load_library(), db=db, journal=journal, clock=clock, rasa=None)
@@ -111,16 +116,24 @@ async def measure(url: str | None, rows: int, rate: float) -> dict[str, float | 
         stop = asyncio.Event()
         during_task = asyncio.create_task(live_replies(conversation, live, pacer, stop))
         started = time.perf_counter()
-        while True:
-            report = await dispatcher.tick(budget=1.0)
-            async with db.read() as session:
-                open_rows = await session.scalar(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(OutboxMessage.status.in_(("pending", "claimed")))
-                )
-            if not open_rows and report.claimed == 0:
-                break
+        job_queue: JobQueue[Any] = JobQueue()
+        application = Application.builder().token(TOKEN).base_url(api_url).updater(None).build()
+        job_queue.set_application(application)
+        await job_queue.start()
+        schedule_dispatcher(job_queue, dispatcher, interval=1.0)
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                async with db.read() as session:
+                    open_rows = await session.scalar(
+                        select(func.count())
+                        .select_from(OutboxMessage)
+                        .where(OutboxMessage.status.in_(("pending", "claimed")))
+                    )
+                if not open_rows:
+                    break
+        finally:
+            await job_queue.stop(wait=True)
         elapsed = time.perf_counter() - started
         stop.set()
         during = await during_task
