@@ -5,6 +5,7 @@ blocked the bot, 502s, requests that never answer). A fake of Telegram's servers
 from __future__ import annotations
 
 import asyncio
+import logging
 import json
 import time
 from collections import Counter, deque
@@ -154,6 +155,7 @@ class _Handler(tornado.web.RequestHandler):
 
 
 async def _serve(port: int, rate_limit: float | None, blocked_every: int) -> None:
+    logging.getLogger("tornado.access").setLevel(logging.ERROR)  # every 403 and 429 is expected here, not news
     api = FakeBotApi(rate_limit=rate_limit)
     if blocked_every:
         api.blocked_chats = _EveryNth(blocked_every)  # type: ignore[assignment]
