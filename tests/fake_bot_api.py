@@ -5,8 +5,8 @@ blocked the bot, 502s, requests that never answer). A fake of Telegram's servers
 from __future__ import annotations
 
 import asyncio
-import logging
 import json
+import logging
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
