@@ -289,3 +289,48 @@ class UnansweredAdded(ButtonAction):
     """/unanswered: a coordinator marks a group of questions as added to content."""
 
     group: str
+
+
+# ---- peer support (issue 12) -----------------------------------------------------------------------------------
+
+Seeking = Literal["peer", "ahead", "help"]
+
+
+@button("bw")
+@dataclass(frozen=True)
+class BuddyWant(ButtonAction):
+    """/buddy: what kind of buddy (someone at my step, a step ahead, or I help someone behind): shows what is shared."""
+
+    seeking: Seeking
+
+
+@button("bj")
+@dataclass(frozen=True)
+class BuddyJoin(ButtonAction):
+    """The opt-in itself, after seeing what a buddy would see; `city` says whether the city is shown."""
+
+    seeking: Seeking
+    city: bool
+
+
+@button("bx")
+@dataclass(frozen=True)
+class BuddyStop(ButtonAction):
+    """Stop looking for a buddy (or cancel the opt-in before it is made)."""
+
+
+@button("bp")
+@dataclass(frozen=True)
+class BuddyPair(ButtonAction):
+    """A pair's buttons: accept or skip the card; write, report or end; answer the weekly check-in."""
+
+    verb: Literal["yes", "skip", "msg", "rep", "end", "met", "nomet"]
+    pair_id: int
+
+
+@button("cr")
+@dataclass(frozen=True)
+class CircleSet(ButtonAction):
+    """/circle: join or leave the weekly circle digest."""
+
+    on: bool

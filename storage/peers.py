@@ -1,0 +1,407 @@
+"""Peer support (issue 12): buddy opt-ins, pairs and seats, relayed-message counts, circle members.
+
+Two invariants live in the schema, not in code: a pair of people is proposed at most once, ever
+(`uq_peer_pair_user_low_user_high`), and a user sits in at most one open pair (`peer_seat`'s primary key). A matching
+pass that would break either fails as a whole and changes nothing (see docs/PEERS.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    CircleMember,
+    Event,
+    MilestoneDone,
+    OutboxMessage,
+    PeerOptIn,
+    PeerPair,
+    PeerSeat,
+    User,
+    table_of,
+)
+
+OPEN = ("proposed", "active", "paused")
+
+
+def campaign_of(pair_id: int) -> str:
+    """The outbox campaign of everything said in (or about) a pair: what /delete_me blanks."""
+    return f"peer:{pair_id}"
+
+
+def ordered(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An opted-in user without an open pair, with what matching and the buddy card need."""
+
+    user_id: int
+    external_id: str
+    display_name: str | None
+    language: str
+    seeking: str
+    share_city: bool
+    skill: str | None
+    platforms: tuple[str, ...]
+    city: str | None
+    rung: int
+    opted_in_at: dt.datetime
+    waiting_told_at: dt.datetime | None
+
+
+# ---- opt-in ----------------------------------------------------------------------------------------------------
+
+
+async def opt_in(session: AsyncSession, *, user_id: int, seeking: str, share_city: bool, now: dt.datetime) -> bool:
+    """Store (or change) a user's opt-in; True when it is new."""
+    existing = await session.get(PeerOptIn, user_id)
+    if existing is not None:
+        existing.seeking = seeking
+        existing.share_city = share_city
+        await session.flush()
+        return False
+    session.add(PeerOptIn(user_id=user_id, seeking=seeking, share_city=share_city, opted_in_at=now))
+    await session.flush()
+    return True
+
+
+async def get_optin(session: AsyncSession, *, user_id: int) -> PeerOptIn | None:
+    return await session.get(PeerOptIn, user_id)
+
+
+async def opt_out(session: AsyncSession, *, user_id: int) -> bool:
+    result = await session.execute(delete(PeerOptIn).where(PeerOptIn.user_id == user_id))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def set_compose(session: AsyncSession, *, user_id: int, at: dt.datetime | None) -> bool:
+    result = await session.execute(update(PeerOptIn).where(PeerOptIn.user_id == user_id).values(compose_at=at))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def mark_told_waiting(session: AsyncSession, *, user_ids: Sequence[int], now: dt.datetime) -> None:
+    for start in range(0, len(user_ids), 500):
+        chunk = list(user_ids[start : start + 500])
+        await session.execute(update(PeerOptIn).where(PeerOptIn.user_id.in_(chunk)).values(waiting_told_at=now))
+
+
+# ---- pairs and seats -------------------------------------------------------------------------------------------
+
+
+async def open_pair_of(session: AsyncSession, *, user_id: int) -> PeerPair | None:
+    """The user's one open pair (proposed, active or paused), through their seat."""
+    return await session.scalar(
+        select(PeerPair).join(PeerSeat, PeerSeat.pair_id == PeerPair.id).where(PeerSeat.user_id == user_id)
+    )
+
+
+async def get_pair(session: AsyncSession, *, pair_id: int, lock: bool = False) -> PeerPair | None:
+    query = select(PeerPair).where(PeerPair.id == pair_id)
+    if lock:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def waiting(session: AsyncSession) -> list[Waiting]:
+    """Every opted-in user who could get a card now: no open pair, not blocked, not /stopped."""
+    rungs = select(MilestoneDone.user_id, func.count().label("rung")).group_by(MilestoneDone.user_id).subquery("rungs")
+    seated = select(PeerSeat.user_id).where(PeerSeat.user_id == PeerOptIn.user_id).exists()
+    rows = await session.execute(
+        select(
+            PeerOptIn.user_id,
+            User.external_id,
+            User.display_name,
+            User.language,
+            PeerOptIn.seeking,
+            PeerOptIn.share_city,
+            User.skill,
+            User.platforms,
+            User.city,
+            func.coalesce(rungs.c.rung, 0),
+            PeerOptIn.opted_in_at,
+            PeerOptIn.waiting_told_at,
+        )  # fmt: skip
+        .join(User, User.id == PeerOptIn.user_id)
+        .outerjoin(rungs, rungs.c.user_id == PeerOptIn.user_id)
+        .where(~seated, User.blocked_at.is_(None), User.proactive_stopped_at.is_(None))
+        .order_by(PeerOptIn.opted_in_at, PeerOptIn.user_id)
+    )
+    return [
+        Waiting(
+            user_id=int(user_id),
+            external_id=external_id,
+            display_name=name,
+            language=language,
+            seeking=seeking,
+            share_city=bool(share_city),
+            skill=skill,
+            platforms=tuple(platforms or ()),
+            city=city,
+            rung=int(rung),
+            opted_in_at=opted_in_at,
+            waiting_told_at=told,
+        )  # fmt: skip
+        for user_id, external_id, name, language, seeking, share_city, skill, platforms, city, rung, opted_in_at, told in rows
+    ]
+
+
+async def known_pairs(session: AsyncSession, *, user_ids: Iterable[int]) -> set[tuple[int, int]]:
+    """Every pair (low, high) ever proposed to one of these users: never proposed again."""
+    ids = sorted(set(user_ids))
+    found: set[tuple[int, int]] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = await session.execute(
+            select(PeerPair.user_low, PeerPair.user_high).where(
+                PeerPair.user_low.is_not(None),
+                PeerPair.user_high.is_not(None),
+                or_(PeerPair.user_low.in_(chunk), PeerPair.user_high.in_(chunk)),
+            )
+        )
+        found.update((int(low), int(high)) for low, high in rows if low is not None and high is not None)
+    return found
+
+
+async def propose(
+    session: AsyncSession, *, pairs: Sequence[tuple[int, int]], now: dt.datetime
+) -> list[tuple[int, int, int]]:
+    """Insert proposed pairs and both seats of each; returns (pair_id, low, high). A pair proposed before is
+    skipped (ON CONFLICT DO NOTHING); a seat taken meanwhile by another process fails the whole transaction."""
+    if not pairs:
+        return []
+    rows = [
+        {"user_low": low, "user_high": high, "status": "proposed", "proposed_at": now}
+        for low, high in (ordered(a, b) for a, b in pairs)
+    ]
+    table = table_of(PeerPair)
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    statement: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    statement = statement.on_conflict_do_nothing(index_elements=["user_low", "user_high"])
+    created: list[tuple[int, int, int]] = []
+    for start in range(0, len(rows), 2000):
+        result = await session.execute(
+            statement.returning(table.c.id, table.c.user_low, table.c.user_high), rows[start : start + 2000]
+        )
+        created.extend((int(i), int(low), int(high)) for i, low, high in result)
+    seats = [{"user_id": user, "pair_id": pair_id} for pair_id, low, high in created for user in (low, high)]
+    for start in range(0, len(seats), 4000):
+        await session.execute(insert(table_of(PeerSeat)), seats[start : start + 4000])
+    return created
+
+
+async def accept(session: AsyncSession, *, pair: PeerPair, user_id: int, now: dt.datetime) -> None:
+    if pair.user_low == user_id and pair.low_accepted_at is None:
+        pair.low_accepted_at = now
+    elif pair.user_high == user_id and pair.high_accepted_at is None:
+        pair.high_accepted_at = now
+    await session.flush()
+
+
+async def activate(session: AsyncSession, *, pair_id: int, now: dt.datetime) -> bool:
+    """Both said yes: the pair is introduced (once, even if both press at the same moment)."""
+    result = await session.execute(
+        update(PeerPair)
+        .where(PeerPair.id == pair_id, PeerPair.status == "proposed")
+        .values(status="active", started_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def close_pair(
+    session: AsyncSession, *, pair_id: int, status: str, reason: str, now: dt.datetime, keep_seat_of: int | None = None
+) -> bool:
+    """End (or decline, or pause) an open pair; its seats are freed (except `keep_seat_of`'s, held while a
+    coordinator looks at a report). False when it was not open any more."""
+    result = await session.execute(
+        update(PeerPair)
+        .where(PeerPair.id == pair_id, PeerPair.status.in_(OPEN))
+        .values(status=status, ended_at=now, ended_reason=reason)
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    query = delete(PeerSeat).where(PeerSeat.pair_id == pair_id)
+    if keep_seat_of is not None:
+        query = query.where(PeerSeat.user_id != keep_seat_of)
+    await session.execute(query)
+    return True
+
+
+async def touch_pair(session: AsyncSession, *, pair_id: int, now: dt.datetime) -> None:
+    await session.execute(update(PeerPair).where(PeerPair.id == pair_id).values(last_message_at=now))
+
+
+async def relayed_since(session: AsyncSession, *, user_id: int, since: dt.datetime) -> int:
+    """How many messages this user relayed to a buddy since `since` (the rate limit)."""
+    count = await session.scalar(
+        select(func.count()).where(Event.user_id == user_id, Event.kind == "peer_relayed", Event.at >= since)
+    )
+    return int(count or 0)
+
+
+async def recent_relays_to(session: AsyncSession, *, pair_id: int, user_id: int, limit: int = 3) -> list[str]:
+    """The last messages relayed to `user_id` in this pair (for a report to the coordinators)."""
+    rows = await session.scalars(
+        select(OutboxMessage.payload)
+        .where(OutboxMessage.campaign == campaign_of(pair_id), OutboxMessage.user_id == user_id)
+        .where(OutboxMessage.kind == "relay")
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit)
+    )
+    return [str(payload.get("text", "")) for payload in rows if payload]
+
+
+# ---- what the planner looks for ----------------------------------------------------------------------------------
+
+
+async def pairs_with_status(session: AsyncSession, *, status: str, limit: int = 5000) -> list[PeerPair]:
+    return list(await session.scalars(select(PeerPair).where(PeerPair.status == status).limit(limit)))
+
+
+async def proposed_before(session: AsyncSession, *, before: dt.datetime) -> list[PeerPair]:
+    return list(
+        await session.scalars(select(PeerPair).where(PeerPair.status == "proposed", PeerPair.proposed_at < before))
+    )
+
+
+async def silent_before(session: AsyncSession, *, before: dt.datetime) -> list[PeerPair]:
+    """Active pairs with no relayed message (or none since they were introduced) before `before`."""
+    last = func.coalesce(PeerPair.last_message_at, PeerPair.started_at)
+    return list(await session.scalars(select(PeerPair).where(PeerPair.status == "active", last < before)))
+
+
+async def left_unnoticed(session: AsyncSession) -> list[PeerPair]:
+    """Pairs one side of which erased their data, whose other side has not been told yet."""
+    return list(
+        await session.scalars(
+            select(PeerPair).where(
+                PeerPair.ended_reason == "deleted",
+                PeerPair.notice_at.is_(None),
+                or_(PeerPair.user_low.is_not(None), PeerPair.user_high.is_not(None)),
+            )
+        )
+    )
+
+
+async def users_for(session: AsyncSession, *, user_ids: Iterable[int]) -> dict[int, User]:
+    ids = sorted(set(user_ids))
+    found: dict[int, User] = {}
+    for start in range(0, len(ids), 500):
+        for user in await session.scalars(select(User).where(User.id.in_(ids[start : start + 500]))):
+            found[user.id] = user
+    return found
+
+
+async def rungs_of(session: AsyncSession, *, user_ids: Iterable[int]) -> dict[int, int]:
+    ids = sorted(set(user_ids))
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(MilestoneDone.user_id, func.count())
+            .where(MilestoneDone.user_id.in_(ids[start : start + 500]))
+            .group_by(MilestoneDone.user_id)
+        )
+        found.update((int(user_id), int(count)) for user_id, count in rows)
+    return found
+
+
+# ---- erasure -----------------------------------------------------------------------------------------------------
+
+
+async def erase_for_user(session: AsyncSession, *, user_id: int, now: dt.datetime | None) -> None:
+    """/delete_me: open pairs end (the buddy is told by the next planner pass), and every message relayed in any of
+    the user's pairs, both ways, is blanked and never sent."""
+    pair_ids = list(
+        await session.scalars(
+            select(PeerPair.id).where(or_(PeerPair.user_low == user_id, PeerPair.user_high == user_id))
+        )
+    )
+    for start in range(0, len(pair_ids), 500):
+        chunk = pair_ids[start : start + 500]
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.campaign.in_([campaign_of(p) for p in chunk])).values(payload={})
+        )
+        await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.campaign.in_([campaign_of(p) for p in chunk]),
+                OutboxMessage.status.in_(("pending", "claimed")),
+                OutboxMessage.sending_at.is_(None),
+            )
+            .values(status="cancelled", claimed_by=None, claimed_until=None, last_error="sender erased")
+        )
+        await session.execute(
+            update(PeerPair)
+            .where(PeerPair.id.in_(chunk), PeerPair.status.in_(OPEN))
+            .values(status="ended", ended_at=now, ended_reason="deleted")
+        )
+        await session.execute(delete(PeerSeat).where(PeerSeat.pair_id.in_(chunk)))
+
+
+async def mark_noticed(session: AsyncSession, *, pair_id: int, now: dt.datetime) -> None:
+    await session.execute(update(PeerPair).where(PeerPair.id == pair_id).values(notice_at=now))
+
+
+# ---- circles -----------------------------------------------------------------------------------------------------
+
+
+async def join_circle(session: AsyncSession, *, user_id: int, now: dt.datetime) -> bool:
+    if await session.get(CircleMember, user_id) is not None:
+        return False
+    session.add(CircleMember(user_id=user_id, joined_at=now))
+    await session.flush()
+    return True
+
+
+async def leave_circle(session: AsyncSession, *, user_id: int) -> bool:
+    result = await session.execute(delete(CircleMember).where(CircleMember.user_id == user_id))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def in_circle(session: AsyncSession, *, user_id: int) -> bool:
+    return await session.get(CircleMember, user_id) is not None
+
+
+@dataclass(frozen=True)
+class CircleRecipient:
+    user_id: int
+    external_id: str
+    language: str
+    started_at: dt.datetime
+
+
+async def circle_recipients(session: AsyncSession) -> list[CircleRecipient]:
+    """Circle members who may get a proactive message (not blocked, not /stopped)."""
+    rows = await session.execute(
+        select(User.id, User.external_id, User.language, User.created_at)
+        .join(CircleMember, CircleMember.user_id == User.id)
+        .where(User.blocked_at.is_(None), User.proactive_stopped_at.is_(None))
+    )
+    return [CircleRecipient(int(i), e, lang, created) for i, e, lang, created in rows]
+
+
+async def reached_between(
+    session: AsyncSession, *, milestones: Sequence[str], after: dt.datetime, until: dt.datetime
+) -> list[tuple[str, dt.datetime]]:
+    """(milestone, the achiever's start time) for every rung reached in the window: the raw counts behind a
+    digest, aggregated by the caller into start cohorts (never shown below the minimum cell)."""
+    rows = await session.execute(
+        select(MilestoneDone.milestone, User.created_at)
+        .join(User, User.id == MilestoneDone.user_id)
+        .where(
+            and_(
+                MilestoneDone.milestone.in_(list(milestones)),
+                MilestoneDone.done_at > after,
+                MilestoneDone.done_at <= until,
+            )
+        )
+    )
+    return [(milestone, created) for milestone, created in rows]
