@@ -150,8 +150,9 @@ async def waiting(session: AsyncSession) -> list[Waiting]:
             opted_in_at=opted_in_at,
             waiting_told_at=told,
         )  # fmt: skip
-        for user_id, external_id, name, language, seeking, share_city, skill, platforms, city, rung, opted_in_at, told in rows
-    ]
+        for (user_id, external_id, name, language, seeking, share_city, skill, platforms, city, rung, opted_in_at,
+             told) in rows
+    ]  # fmt: skip
 
 
 async def known_pairs(session: AsyncSession, *, user_ids: Iterable[int]) -> set[tuple[int, int]]:

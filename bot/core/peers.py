@@ -428,7 +428,8 @@ class Peers:
         )
         if self.chat_id is not None:
             recent = await stored.recent_relays_to(session, pair_id=pair.id, user_id=user.id)
-            lines = "\n".join(f"• {text}" for text in reversed(recent)) or "—"
+            # each relayed message is "💬 <name> (your buddy):\n<words>": the group sees the words, never the name
+            lines = "\n".join(f"• {text.split(chr(10), 1)[-1]}" for text in reversed(recent)) or "—"
             post = self._t(
                 "buddy_report_post", GROUP_LANGUAGE, pair=pair.id, reporter=f"№{user.id}", reported=f"№{other_id}",
                 recent=lines,
@@ -479,6 +480,8 @@ class Peers:
                 session, "system", person, Reply(text=self._t(notice, lang, name=name)), pair.id,
                 key=f"peer:ended:{pair.id}:{who}", now=now,
             )  # fmt: skip
+            # the notice says they stay on the list: no second "you're first in line" right after it
+            await stored.mark_told_waiting(session, user_ids=[who], now=now)
         return True
 
     # ---- the relay ---------------------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ from telegram.request import BaseRequest, RequestData
 
 from bot.app import build_application
 from bot.core.clock import FrozenClock
-from bot.core.coordination import Coordination
 from bot.core.conversation import Conversation
+from bot.core.coordination import Coordination
 from bot.handlers.context import RahnumaApplication
 from bot.runtime import Runtime
 from bot.settings import load_settings
