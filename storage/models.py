@@ -364,3 +364,15 @@ class CircleMember(Base):
 
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
     joined_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class CircleDigest(Base):
+    """One week's circle digest, expanded into outbox rows in batches by user id; `cursor_user_id` is committed with
+    each batch, so an expansion spread over several passes (or cut short by a crash) resumes where it stopped."""
+
+    __tablename__ = "circle_digest"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # the slot's date, YYYY-MM-DD
+    cursor_user_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    enqueued: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    CircleDigest,
     CircleMember,
     Event,
     MilestoneDone,
@@ -379,14 +380,42 @@ class CircleRecipient:
     started_at: dt.datetime
 
 
-async def circle_recipients(session: AsyncSession) -> list[CircleRecipient]:
-    """Circle members who may get a proactive message (not blocked, not /stopped)."""
-    rows = await session.execute(
+async def circle_recipients(
+    session: AsyncSession, *, after_user_id: int = 0, limit: int | None = None, joined_before: dt.datetime | None = None
+) -> list[CircleRecipient]:
+    """Circle members who may get a proactive message (not blocked, not /stopped), by user id after `after_user_id`."""
+    query = (
         select(User.id, User.external_id, User.language, User.created_at)
         .join(CircleMember, CircleMember.user_id == User.id)
-        .where(User.blocked_at.is_(None), User.proactive_stopped_at.is_(None))
+        .where(User.id > after_user_id, User.blocked_at.is_(None), User.proactive_stopped_at.is_(None))
+        .order_by(User.id)
     )
+    if joined_before is not None:
+        query = query.where(CircleMember.joined_at <= joined_before)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = await session.execute(query)
     return [CircleRecipient(int(i), e, lang, created) for i, e, lang, created in rows]
+
+
+async def digest_run(session: AsyncSession, *, day: str) -> CircleDigest:
+    """The week's digest expansion (created on first use), locked for this transaction."""
+    run = await session.scalar(select(CircleDigest).where(CircleDigest.day == day).with_for_update())
+    if run is None:
+        run = CircleDigest(day=day, cursor_user_id=0, enqueued=0)
+        session.add(run)
+        await session.flush()
+    return run
+
+
+async def advance_digest_run(
+    session: AsyncSession, *, day: str, cursor_user_id: int, enqueued: int, finished_at: dt.datetime | None
+) -> None:
+    await session.execute(
+        update(CircleDigest)
+        .where(CircleDigest.day == day)
+        .values(cursor_user_id=cursor_user_id, enqueued=CircleDigest.enqueued + enqueued, finished_at=finished_at)
+    )
 
 
 async def reached_between(

@@ -59,6 +59,11 @@ class PeerSettings:
     digest_weekday: int = 0  # Monday
     digest_hour_utc: int = 5  # 10:00 in Pakistan
     min_cell: int = 5  # a digest never shows a count below this
+    # One pass stays short (it runs inside the dispatcher's tick): at most this many new pairs, and this many digests;
+    # the rest follow in the next passes, a minute apart.
+    max_pairs_per_pass: int = 2000
+    digests_per_pass: int = 10_000
+    digest_window: dt.timedelta = dt.timedelta(days=2)  # a digest not planned within this after its slot is skipped
 
 
 # ---- matching: a pure function ---------------------------------------------------------------------------------
@@ -101,12 +106,17 @@ def affinity(a: Seeker, b: Seeker) -> int:
 
 
 def match(
-    seekers: Sequence[Seeker], *, excluded: Collection[tuple[int, int]] = frozenset(), window: int = 8
+    seekers: Sequence[Seeker],
+    *,
+    excluded: Collection[tuple[int, int]] = frozenset(),
+    window: int = 8,
+    limit: int | None = None,
 ) -> list[tuple[int, int]]:
     """Pairs (user_id, user_id) among `seekers`, who come longest-waiting first. Each person is in at most one pair;
     a pair in `excluded` ((low, high): proposed before) is never made. Greedy: the longest-waiting person takes the
     best-fitting partner among the first `window` free candidates of each pool (same language, an allowed rung),
-    nearest rung first for helpers; the same skill is looked for first. Cost: O(people x window)."""
+    nearest rung first for helpers; the same skill is looked for first. Stops after `limit` pairs (the longest-waiting
+    go first; the rest wait for the next pass). Cost: O(people x window)."""
     pools: dict[tuple[str, str, int], list[Seeker]] = defaultdict(list)
     by_skill: dict[tuple[str, str, int, str], list[Seeker]] = defaultdict(list)
     rungs: set[int] = set()
@@ -142,6 +152,8 @@ def match(
         return best
 
     for me in seekers:
+        if limit is not None and len(pairs) >= limit:
+            break
         if me.user_id in taken:
             continue
         if me.seeking == "peer":
@@ -681,7 +693,7 @@ class PeerPlanner:
             await self._tell_left(session, now, result)
             await self._match(session, now, result)
             await self._checkins(session, since, now, result)
-            await self._digests(session, since, now, result)
+            await self._digests(session, now, result)
             if use_cursor:
                 await planning.advance_cursor(session, name="peers", until=now)
         return result
@@ -705,7 +717,8 @@ class PeerPlanner:
             return
         by_id = {w.user_id: w for w in waiting}
         excluded = await stored.known_pairs(session, user_ids=by_id)
-        pairs = match([seeker_of(w) for w in waiting], excluded=excluded)
+        limit = self.peers.settings.max_pairs_per_pass
+        pairs = match([seeker_of(w) for w in waiting], excluded=excluded, limit=limit)
         created = await stored.propose(session, pairs=pairs, now=now)
         result.matched = len(created)
         messages: list[NewMessage] = []
@@ -719,7 +732,9 @@ class PeerPlanner:
                 }  # fmt: skip
                 events.append(NewEvent(kind=EventKind.PEER_PROPOSED, at=now, user_id=me.user_id, data=data))
         seated = {user for _, low, high in created for user in (low, high)}
-        told = [w for w in waiting if w.user_id not in seated and w.waiting_told_at is None]
+        # The odd ones out: only when this pass matched everyone it could (not cut short by the per-pass limit).
+        cut_short = len(pairs) >= limit
+        told = [w for w in waiting if not cut_short and w.user_id not in seated and w.waiting_told_at is None]
         for w in told:
             lang = _lang(w.language)
             reply = Reply(text=peers._t("buddy_waiting_notice", lang))
@@ -826,18 +841,30 @@ class PeerPlanner:
         result.checkins += added
         result.enqueued += added
 
-    async def _digests(self, session: Session, since: dt.datetime, now: dt.datetime, result: PeerPlan) -> None:
-        """Once a week: each circle member's start cohort, counted anonymously; only cells of at least `min_cell`."""
+    async def _digests(self, session: Session, now: dt.datetime, result: PeerPlan) -> None:
+        """Each week's digests, in batches of `digests_per_pass` members by user id (a `circle_digest` row keeps how
+        far it got, so several passes, or a restart, never send twice or skip anyone)."""
         settings = self.peers.settings
         slot = digest_slot(now, settings)
-        if not since < slot <= now:
+        if now >= slot + settings.digest_window:
             return
-        recipients = await stored.circle_recipients(session)
-        if not recipients:
+        day = f"{slot:%Y-%m-%d}"
+        run = await stored.digest_run(session, day=day)
+        if run.finished_at is not None:
             return
+        recipients = await stored.circle_recipients(
+            session, after_user_id=run.cursor_user_id, limit=settings.digests_per_pass, joined_before=slot
+        )
         reached = await stored.reached_between(session, milestones=DIGEST_MILESTONES, after=slot - WEEK, until=slot)
         messages = plan_digests(self.peers.library, recipients, reached, slot=slot, settings=settings)
         added = len(await stored_outbox.enqueue(session, messages=messages, now=now))
+        await stored.advance_digest_run(
+            session,
+            day=day,
+            cursor_user_id=recipients[-1].user_id if recipients else run.cursor_user_id,
+            enqueued=added,
+            finished_at=now if len(recipients) < settings.digests_per_pass else None,
+        )
         result.digests += added
         result.enqueued += added
 

@@ -1,4 +1,4 @@
-"""peers: buddy opt-ins, pairs (never the same two twice), seats (at most one open pair each), circle members
+"""peers: buddy opt-ins, pairs (never the same two twice), seats (at most one open pair each), circles
 
 Revision ID: 0006
 Revises: 0005
@@ -77,9 +77,18 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_circle_member")),
     )
+    op.create_table(
+        "circle_digest",
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("cursor_user_id", sa.BigInteger(), nullable=False),
+        sa.Column("enqueued", sa.Integer(), nullable=False),
+        sa.Column("finished_at", Time, nullable=True),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_circle_digest")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("circle_digest")
     op.drop_table("circle_member")
     op.drop_index("ix_peer_seat_pair_id", table_name="peer_seat")
     op.drop_table("peer_seat")
