@@ -8,11 +8,13 @@ pass that would break either fails as a whole and changes nothing (see docs/PEER
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Text, and_, delete, func, insert, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,11 +45,9 @@ def ordered(a: int, b: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Waiting:
-    """An opted-in user without an open pair, with what matching and the buddy card need."""
+    """An opted-in user without an open pair, with what matching needs (and no more: a pass may read 100,000)."""
 
     user_id: int
-    external_id: str
-    display_name: str | None
     language: str
     seeking: str
     share_city: bool
@@ -55,8 +55,16 @@ class Waiting:
     platforms: tuple[str, ...]
     city: str | None
     rung: int
+    told: bool  # told once already that they wait for the next opt-in
+
+
+@dataclass(frozen=True)
+class Contact:
+    """What a card or notice needs about a matched (or waiting) person."""
+
+    external_id: str
+    display_name: str | None
     opted_in_at: dt.datetime
-    waiting_told_at: dt.datetime | None
 
 
 # ---- opt-in ----------------------------------------------------------------------------------------------------
@@ -113,64 +121,70 @@ async def get_pair(session: AsyncSession, *, pair_id: int, lock: bool = False) -
 
 
 async def waiting(session: AsyncSession) -> list[Waiting]:
-    """Every opted-in user who could get a card now: no open pair, not blocked, not /stopped."""
-    rungs = select(MilestoneDone.user_id, func.count().label("rung")).group_by(MilestoneDone.user_id).subquery("rungs")
+    """Every opted-in user who could get a card now (no open pair, not blocked, not /stopped), longest-waiting first."""
+    # rung = milestones done, counted per waiting person through milestone_done's primary key (user_id, milestone)
+    rung = select(func.count()).where(MilestoneDone.user_id == PeerOptIn.user_id).correlate(PeerOptIn).scalar_subquery()
     seated = select(PeerSeat.user_id).where(PeerSeat.user_id == PeerOptIn.user_id).exists()
     rows = await session.execute(
         select(
             PeerOptIn.user_id,
-            User.external_id,
-            User.display_name,
             User.language,
             PeerOptIn.seeking,
             PeerOptIn.share_city,
             User.skill,
-            User.platforms,
+            type_coerce(User.platforms, Text),  # raw JSON text, decoded once per distinct value
             User.city,
-            func.coalesce(rungs.c.rung, 0),
-            PeerOptIn.opted_in_at,
-            PeerOptIn.waiting_told_at,
+            rung,
+            PeerOptIn.waiting_told_at.is_not(None),
         )  # fmt: skip
         .join(User, User.id == PeerOptIn.user_id)
-        .outerjoin(rungs, rungs.c.user_id == PeerOptIn.user_id)
         .where(~seated, User.blocked_at.is_(None), User.proactive_stopped_at.is_(None))
         .order_by(PeerOptIn.opted_in_at, PeerOptIn.user_id)
     )
     return [
-        Waiting(
-            user_id=int(user_id),
-            external_id=external_id,
-            display_name=name,
-            language=language,
-            seeking=seeking,
-            share_city=bool(share_city),
-            skill=skill,
-            platforms=tuple(platforms or ()),
-            city=city,
-            rung=int(rung),
-            opted_in_at=opted_in_at,
-            waiting_told_at=told,
-        )  # fmt: skip
-        for (user_id, external_id, name, language, seeking, share_city, skill, platforms, city, rung, opted_in_at,
-             told) in rows
-    ]  # fmt: skip
+        Waiting(int(user_id), language, seeking, bool(share), skill, _platforms(platforms), city, int(n), bool(told))
+        for user_id, language, seeking, share, skill, platforms, city, n, told in rows
+    ]
 
 
-async def known_pairs(session: AsyncSession, *, user_ids: Iterable[int]) -> set[tuple[int, int]]:
-    """Every pair (low, high) ever proposed to one of these users: never proposed again."""
+@lru_cache(maxsize=4096)
+def _platforms_of(raw: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return ()
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def _platforms(raw: object) -> tuple[str, ...]:
+    """A user's platforms from the raw JSON column (most users share a handful of values: decoded once each)."""
+    if isinstance(raw, list):
+        return tuple(str(v) for v in raw)
+    return _platforms_of(raw) if isinstance(raw, str) else ()
+
+
+async def contacts(session: AsyncSession, *, user_ids: Iterable[int]) -> dict[int, Contact]:
     ids = sorted(set(user_ids))
-    found: set[tuple[int, int]] = set()
+    found: dict[int, Contact] = {}
     for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
         rows = await session.execute(
-            select(PeerPair.user_low, PeerPair.user_high).where(
-                PeerPair.user_low.is_not(None),
-                PeerPair.user_high.is_not(None),
-                or_(PeerPair.user_low.in_(chunk), PeerPair.user_high.in_(chunk)),
-            )
+            select(User.id, User.external_id, User.display_name, PeerOptIn.opted_in_at)
+            .join(PeerOptIn, PeerOptIn.user_id == User.id)
+            .where(User.id.in_(ids[start : start + 500]))
         )
-        found.update((int(low), int(high)) for low, high in rows if low is not None and high is not None)
+        found.update((int(i), Contact(e, name, at)) for i, e, name, at in rows)
     return found
+
+
+async def known_pairs(session: AsyncSession) -> set[tuple[int, int]]:
+    """Every pair (low, high) ever proposed between two people who still exist: never proposed again. One scan of
+    `peer_pair` (two integers a row), cheaper than asking per waiting person."""
+    rows = await session.execute(
+        select(PeerPair.user_low, PeerPair.user_high).where(
+            PeerPair.user_low.is_not(None), PeerPair.user_high.is_not(None)
+        )
+    )
+    return {(int(low), int(high)) for low, high in rows if low is not None and high is not None}
 
 
 async def propose(
@@ -264,8 +278,22 @@ async def recent_relays_to(session: AsyncSession, *, pair_id: int, user_id: int,
 # ---- what the planner looks for ----------------------------------------------------------------------------------
 
 
-async def pairs_with_status(session: AsyncSession, *, status: str, limit: int = 5000) -> list[PeerPair]:
-    return list(await session.scalars(select(PeerPair).where(PeerPair.status == status).limit(limit)))
+@dataclass(frozen=True)
+class ActivePair:
+    id: int
+    user_low: int | None
+    user_high: int | None
+    started_at: dt.datetime
+
+
+async def active_pairs(session: AsyncSession) -> list[ActivePair]:
+    """Every active pair as plain tuples (a check-in pass reads them all; ORM objects would cost 10x)."""
+    rows = await session.execute(
+        select(PeerPair.id, PeerPair.user_low, PeerPair.user_high, PeerPair.started_at).where(
+            PeerPair.status == "active", PeerPair.started_at.is_not(None)
+        )
+    )
+    return [ActivePair(int(i), low, high, started) for i, low, high, started in rows if started is not None]
 
 
 async def proposed_before(session: AsyncSession, *, before: dt.datetime) -> list[PeerPair]:

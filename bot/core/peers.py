@@ -37,7 +37,7 @@ from storage.db import Database, Session
 from storage.events import NewEvent, add_events
 from storage.models import PeerPair, User
 from storage.outbox import NewMessage
-from storage.peers import CircleRecipient, Waiting, campaign_of
+from storage.peers import ActivePair, CircleRecipient, Contact, Waiting, campaign_of
 
 GROUP_LANGUAGE = "en"
 SEEKING = ("peer", "ahead", "help")
@@ -341,14 +341,15 @@ class Peers:
         return Reply(text=self._t("buddy_opted_in", lang), decision=Decision.BUDDY_OPTED_IN)
 
     async def stop(self, user: UserView) -> Reply:
-        """Stop looking: off the list; a card not yet answered lapses. An active pair is ended with End first."""
+        """Stop looking: off the list; a card not yet answered lapses. An active pair is ended with End first; a
+        paused one (a report) stays paused."""
         lang = user.language
         if user.id is None:
             return Reply(text=self._t("save_failed", lang), decision=Decision.SAVE_FAILED)
         now = self.clock.now()
         async with self.db.write() as session:
             pair = await stored.open_pair_of(session, user_id=user.id)
-            if pair is not None and pair.status != "proposed":
+            if pair is not None and pair.status == "active":  # End comes first (a paused pair stays as it is)
                 other = await self._other(session, pair, user.id)
                 return self._status(lang, pair, other)
             if pair is not None:
@@ -716,35 +717,39 @@ class PeerPlanner:
         if not waiting:
             return
         by_id = {w.user_id: w for w in waiting}
-        excluded = await stored.known_pairs(session, user_ids=by_id)
+        excluded = await stored.known_pairs(session)
         limit = self.peers.settings.max_pairs_per_pass
         pairs = match([seeker_of(w) for w in waiting], excluded=excluded, limit=limit)
         created = await stored.propose(session, pairs=pairs, now=now)
         result.matched = len(created)
+        seated = {user for _, low, high in created for user in (low, high)}
+        # The odd ones out: only when this pass matched everyone it could (not cut short by the per-pass limit).
+        cut_short = len(pairs) >= limit
+        told = [w for w in waiting if not cut_short and w.user_id not in seated and not w.told]
+        contacts = await stored.contacts(session, user_ids=seated | {w.user_id for w in told})
         messages: list[NewMessage] = []
         events: list[NewEvent] = []
         for pair_id, low, high in created:
             for me, other in ((by_id[low], by_id[high]), (by_id[high], by_id[low])):
-                messages.append(self._card(pair_id, me, other, now))
+                if me.user_id in contacts and other.user_id in contacts:
+                    messages.append(self._card(pair_id, me, other, contacts[me.user_id], contacts[other.user_id], now))
                 data = {
                     "pair": pair_id, "seeking": me.seeking, "rung_gap": other.rung - me.rung,
                     "same_skill": bool(me.skill) and (me.skill or "").casefold() == (other.skill or "").casefold(),
                 }  # fmt: skip
                 events.append(NewEvent(kind=EventKind.PEER_PROPOSED, at=now, user_id=me.user_id, data=data))
-        seated = {user for _, low, high in created for user in (low, high)}
-        # The odd ones out: only when this pass matched everyone it could (not cut short by the per-pass limit).
-        cut_short = len(pairs) >= limit
-        told = [w for w in waiting if not cut_short and w.user_id not in seated and w.waiting_told_at is None]
         for w in told:
-            lang = _lang(w.language)
-            reply = Reply(text=peers._t("buddy_waiting_notice", lang))
+            contact = contacts.get(w.user_id)
+            if contact is None or not contact.external_id.lstrip("-").isdigit():
+                continue
+            reply = Reply(text=peers._t("buddy_waiting_notice", _lang(w.language)))
             messages.append(
                 outbound(
                     kind="system",
                     reply=reply,
-                    chat_id=int(w.external_id),
+                    chat_id=int(contact.external_id),
                     user_id=w.user_id,
-                    dedupe_key=f"peer:wait:{w.user_id}:{int(w.opted_in_at.timestamp())}",
+                    dedupe_key=f"peer:wait:{w.user_id}:{int(contact.opted_in_at.timestamp())}",
                     not_before=now,
                     campaign="peer:waiting",
                 )  # fmt: skip
@@ -755,7 +760,9 @@ class PeerPlanner:
         result.enqueued += len(await stored_outbox.enqueue(session, messages=messages, now=now))
         await add_events(session, events=events)
 
-    def _card(self, pair_id: int, me: Waiting, other: Waiting, now: dt.datetime) -> NewMessage:
+    def _card(
+        self, pair_id: int, me: Waiting, other: Waiting, mine: Contact, theirs: Contact, now: dt.datetime
+    ) -> NewMessage:
         """The buddy card: the other's first name, skill, rung and (if they shared it) city; never their username."""
         peers = self.peers
         lang = _lang(me.language)
@@ -763,7 +770,7 @@ class PeerPlanner:
         lines = [
             peers._t(
                 "buddy_card", lang,
-                name=html.escape(first_name(other.display_name, peers._t("friend", lang))),
+                name=html.escape(first_name(theirs.display_name, peers._t("friend", lang))),
                 skill=html.escape(other.skill or not_set),
                 rung=peers._rung_text(other.rung, lang),
             )
@@ -779,7 +786,7 @@ class PeerPlanner:
             ]
         ]
         return outbound(
-            kind="intro", reply=Reply(text="\n".join(lines), buttons=rows), chat_id=int(me.external_id),
+            kind="intro", reply=Reply(text="\n".join(lines), buttons=rows), chat_id=int(mine.external_id),
             user_id=me.user_id, dedupe_key=f"peer:card:{pair_id}:{me.user_id}", not_before=now,
             expires_at=now + peers.settings.card_ttl, campaign=campaign_of(pair_id), meta={"pair": pair_id},
         )  # fmt: skip
@@ -789,10 +796,8 @@ class PeerPlanner:
         and quiet hours (kind `nudge`: /stop and /nudges off stop it too)."""
         peers = self.peers
         settings = peers.settings
-        due: list[tuple[PeerPair, int, dt.datetime, int]] = []
-        for pair in await stored.pairs_with_status(session, status="active", limit=100_000):
-            if pair.started_at is None:
-                continue
+        due: list[tuple[ActivePair, int, dt.datetime, int]] = []
+        for pair in await stored.active_pairs(session):
             week = int((now - pair.started_at) / settings.checkin_every)
             moment = pair.started_at + week * settings.checkin_every
             if week >= 1 and since < moment <= now:

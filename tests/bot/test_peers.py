@@ -7,6 +7,7 @@ TEST_DATABASE_URL)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,6 @@ from telegram.ext import ExtBot
 
 from bot.core import buttons
 from bot.core.clock import FrozenClock
-from bot.core.commands import BY_NAME
 from bot.core.conversation import Conversation
 from bot.core.coordination import Coordination, CoordinationSettings
 from bot.core.journal import Journal
@@ -163,23 +163,17 @@ async def journal_kinds(core: Conversation, db: Database, who: Person) -> set[st
         return {e.kind for e in await list_events(session, user_id=user.id)}
 
 
-async def test_asking_in_roman_urdu_leads_to_the_same_buddy_flow(core: Conversation) -> None:
-    """ "koi aur freelancer jis se baat kar sakun" is the intent find_peers, routed like /buddy."""
+@pytest.mark.parametrize(
+    "words", ["koi aur freelancer jis se baat kar sakun", "I want a study buddy", "کوئی ساتھی فری لانسر"]
+)
+async def test_asking_for_a_buddy_in_words_leads_to_the_same_flow_as_buddy(core: Conversation, words: str) -> None:
+    """Roman Urdu, English or Urdu script: the intent find_peers, routed like /buddy (here through the lexical
+    fallback; Rasa is trained on the same examples)."""
     kamran = person(710_002, "Kamran", "ur")
     await core.command(kamran, "start")
-    reply = await core.handle_text(kamran, "koi aur freelancer jis se baat kar sakun")
+    reply = await core.handle_text(kamran, words)
     assert reply.intent == "find_peers"
     assert reply.decision is Decision.BUDDY_ASK
-
-
-def test_buddy_is_personal_so_a_group_only_gets_a_private_link() -> None:
-    """/buddy, /b and /circle are personal commands: in a group they only answer "let's talk in private"."""
-    assert all(BY_NAME[name].personal and BY_NAME[name].audience == "everyone" for name in ("buddy", "b", "circle"))
-
-
-async def test_a_group_buddy_command_points_to_a_private_chat(core: Conversation) -> None:
-    reply = core.private_only(person(710_003, "Sana"), "buddy")
-    assert reply.decision is Decision.PRIVATE_ONLY and "start=buddy" in reply.buttons[0][0].url  # type: ignore[operator]
 
 
 # ---- the whole story through the outbox and a Telegram stand-in ----------------------------------------------------
@@ -482,3 +476,49 @@ async def test_the_circle_digest_shows_a_cohort_count_of_five_and_hides_four(
 
 def replies(*found: Reply) -> list[str]:
     return [r.text for r in found]
+
+
+async def test_a_crowd_is_matched_over_several_short_passes_and_nobody_is_told_to_wait_meanwhile(
+    core: Conversation, db: Database, clock: FrozenClock, coordination: Coordination
+) -> None:
+    """Six people opt in at once and a pass may make only one pair: each pass pairs the longest-waiting first, and
+    nobody hears "no buddy fits yet" while partners are still waiting for the next pass."""
+    peers = coordination.peers
+    peers.settings = dataclasses.replace(peers.settings, max_pairs_per_pass=1)
+    planner = PeerPlanner(peers, clock)
+    for i in range(6):
+        await opt_in(core, db, person(810_000 + i, f"Crowd{i}"))
+        clock.advance(seconds=1)
+    made = []
+    for _ in range(4):
+        made.append((await planner.plan()).matched)
+        clock.advance(minutes=1)
+    assert made == [1, 1, 1, 0]
+    assert [r for r in await rows(db, campaign="peer:waiting")] == []
+    first = (await pairs(db))[0]
+    ids = [u.id for u in [await stored_user(db, person(810_000 + i, "")) for i in range(2)] if u is not None]
+    assert {first.user_low, first.user_high} == set(ids)  # the two who waited longest went first
+
+
+async def test_a_weeks_digests_are_spread_over_passes_and_never_sent_twice(
+    core: Conversation, db: Database, clock: FrozenClock, coordination: Coordination
+) -> None:
+    """With two digests a pass, five circle members get theirs over three passes; later passes add nothing."""
+    peers = coordination.peers
+    peers.settings = dataclasses.replace(peers.settings, digests_per_pass=2, min_cell=1)
+    planner = PeerPlanner(peers, clock)
+    members = []
+    for i in range(5):
+        who = person(820_000 + i, f"Member{i}")
+        await core.command(who, "start")
+        await core.press(who, data(buttons.CircleSet(True)))
+        members.append(await stored_user(db, who))
+    async with db.write() as session:
+        for user in members[:1]:
+            assert user is not None
+            session.add(MilestoneDone(user_id=user.id, milestone="first_job_won", done_at=clock.now(), source="t"))
+    clock.set(dt.datetime(2026, 11, 30, 5, 1, tzinfo=dt.UTC))
+    counts = [(await planner.plan()).digests for _ in range(5)]
+    assert counts == [2, 2, 1, 0, 0]
+    digests = await rows(db, kind="digest")
+    assert len({d.user_id for d in digests}) == 5
