@@ -322,9 +322,9 @@ class BuddyStop(ButtonAction):
 @button("bp")
 @dataclass(frozen=True)
 class BuddyPair(ButtonAction):
-    """A pair's buttons: accept or skip the card; write, report or end; answer the weekly check-in."""
+    """A pair's buttons: accept or skip the card; write, report, end or share my @username; the weekly check-in."""
 
-    verb: Literal["yes", "skip", "msg", "rep", "end", "met", "nomet"]
+    verb: Literal["yes", "skip", "msg", "rep", "end", "name", "met", "nomet"]
     pair_id: int
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import html
+import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
@@ -40,6 +41,7 @@ from storage.outbox import NewMessage
 from storage.peers import ActivePair, CircleRecipient, Contact, Waiting, campaign_of
 
 GROUP_LANGUAGE = "en"
+_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")  # Telegram's rule (5-32 characters in practice)
 SEEKING = ("peer", "ahead", "help")
 DIGEST_MILESTONES = ("first_proposal_sent", "first_job_won")
 WEEK = dt.timedelta(days=7)
@@ -395,7 +397,29 @@ class Peers:
             if action.verb == "end":
                 await self._end(session, pair, by=user.id, status="ended", reason="end", now=now)
                 return Reply(text=self._t("buddy_ended", lang, name=name), decision=Decision.BUDDY_ENDED)
+            if action.verb == "name":
+                return await self._share_username(session, pair, user, other, name, now)
             return await self._report(session, pair, user, now)
+
+    async def _share_username(
+        self, session: Session, pair: PeerPair, user: UserView, other: User | None, name: str, now: dt.datetime
+    ) -> Reply:
+        """Only on this press does the buddy learn the @username (read from this very update, never stored)."""
+        assert user.id is not None
+        lang = user.language
+        username = user.username or ""
+        if not _USERNAME.fullmatch(username) or other is None:
+            return Reply(text=self._t("buddy_no_username", lang), decision=Decision.BUDDY_USERNAME_SHARED)
+        other_lang = _lang(other.language)
+        mine = html.escape(first_name(user.display_name, self._t("friend", other_lang)))
+        notice = Reply(text=self._t("buddy_username_from", other_lang, name=mine, username=username))
+        await self._send(session, "relay", other, notice, pair.id, key=f"peer:name:{pair.id}:{user.id}", now=now)
+        event = NewEvent(kind=EventKind.PEER_USERNAME_SHARED, at=now, user_id=user.id, data={"pair": pair.id})
+        await add_events(session, events=[event])
+        return Reply(
+            text=self._t("buddy_username_shared", lang, name=name, username=username),
+            decision=Decision.BUDDY_USERNAME_SHARED,
+        )
 
     async def _accept(
         self, session: Session, pair: PeerPair, user: UserView, other: User | None, name: str, now: dt.datetime
@@ -624,14 +648,19 @@ class Peers:
     # ---- plumbing ----------------------------------------------------------------------------------------------
 
     def _pair_buttons(self, pair_id: int, lang: str, *, reply: bool = False) -> list[list[Button]]:
+        """Write (or Reply), then Report and End on every relayed message; the introduction and /buddy also offer
+        "Share my @username"."""
         write = "button_buddy_reply" if reply else "button_buddy_message"
-        return [
+        rows = [
             [Button.of(self._t(write, lang), buttons.BuddyPair("msg", pair_id))],
             [
                 Button.of(self._t("button_buddy_report", lang), buttons.BuddyPair("rep", pair_id)),
                 Button.of(self._t("button_buddy_end", lang), buttons.BuddyPair("end", pair_id)),
             ],
         ]
+        if not reply:
+            rows.append([Button.of(self._t("button_buddy_share_name", lang), buttons.BuddyPair("name", pair_id))])
+        return rows
 
     def _rung_text(self, rung: int, lang: str) -> str:
         total = len(self.library.milestones)

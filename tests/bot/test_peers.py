@@ -68,8 +68,10 @@ def planner(coordination: Coordination, clock: FrozenClock) -> PeerPlanner:
     return PeerPlanner(coordination.peers, clock)
 
 
-def person(telegram_id: int, name: str, language: str = "en") -> Person:
-    return Person(channel="telegram", external_id=str(telegram_id), display_name=name, language_hint=language)
+def person(telegram_id: int, name: str, language: str = "en", username: str | None = None) -> Person:
+    return Person(
+        channel="telegram", external_id=str(telegram_id), display_name=name, language_hint=language, username=username
+    )
 
 
 def data(action: buttons.ButtonAction) -> str:
@@ -210,7 +212,7 @@ async def test_two_freelancers_meet_through_a_double_opt_in_and_talk_through_rah
     dispatcher = Dispatcher(
         db=committed_db, clock=clock, sender=sender, worker="w1", batch_size=200, planners=coordination.planners()
     )
-    sana, bilal = person(720_001, "Sana Malik"), person(720_002, "Bilal Ahmed")
+    sana, bilal = person(720_001, "Sana Malik", username="sana_malik"), person(720_002, "Bilal Ahmed", username="bilal")
     await opt_in(core, committed_db, sana, skill="Graphic design", rungs=2, city="Lahore", share_city=True)
     await opt_in(core, committed_db, bilal, skill="graphic design", rungs=2, city="Lahore", share_city=False)
 
@@ -234,6 +236,12 @@ async def test_two_freelancers_meet_through_a_double_opt_in_and_talk_through_rah
     await dispatcher.run_once()
     intro = telegram.delivered_to(720_001)[-1]
     assert "Bilal" in intro.text and "buddies" in intro.text
+    assert all("sana_malik" not in m.text for m in telegram.delivered_to(720_002))  # no username until she says so
+    shared = await core.press(sana, data(buttons.BuddyPair("name", pair.id)))
+    assert shared.decision is Decision.BUDDY_USERNAME_SHARED and "@sana_malik" in shared.text
+    await dispatcher.run_once()
+    assert "@sana_malik" in telegram.delivered_to(720_002)[-1].text
+    assert all("@bilal" not in m.text for m in telegram.delivered_to(720_001))  # Bilal did not share his
 
     sent = await core.command(sana, "b", "Assalam o alaikum! <b>Which</b> gig did you make first?")
     assert sent.decision is Decision.BUDDY_RELAYED
