@@ -90,6 +90,7 @@ class EventKind(_Described):
     PEER_RELAYED = "peer_relayed", "a message went to the buddy through the outbox (length only, never the words)"
     PEER_RELAY_REFUSED = "peer_relay_refused", "a message for the buddy was refused (rate limit, media, paused)"
     PEER_REPORTED = "peer_reported", "the user reported their buddy: the pair is paused, coordinators told"
+    PEER_REVIEWED = "peer_reviewed", "a coordinator decided on a reported pair (the reported side's event)"
     PEER_ENDED = "peer_ended", "a pair ended (the user, silence for three weeks, an expired card, an erasure)"
     PEER_USERNAME_SHARED = "peer_username_shared", "the user pressed Share my @username: it went to their buddy"
     PEER_CHECKIN = "peer_checkin", "the weekly buddy check-in was answered (did you talk?)"

@@ -251,6 +251,11 @@ async def close_pair(
     return True
 
 
+async def seated_in(session: AsyncSession, *, pair_id: int) -> list[int]:
+    """Who still holds a seat in this pair (after a report: the reported person)."""
+    return [int(u) for u in await session.scalars(select(PeerSeat.user_id).where(PeerSeat.pair_id == pair_id))]
+
+
 async def touch_pair(session: AsyncSession, *, pair_id: int, now: dt.datetime) -> None:
     await session.execute(update(PeerPair).where(PeerPair.id == pair_id).values(last_message_at=now))
 

@@ -328,6 +328,16 @@ class BuddyPair(ButtonAction):
     pair_id: int
 
 
+@button("pr")
+@dataclass(frozen=True)
+class PairReview(ButtonAction):
+    """Under a buddy report in the coordinators' group: end the pair and let the reported person be matched again
+    ("free"), or end it and take them off the buddy list ("ban")."""
+
+    verb: Literal["free", "ban"]
+    pair_id: int
+
+
 @button("cr")
 @dataclass(frozen=True)
 class CircleSet(ButtonAction):

@@ -81,7 +81,7 @@ class Coordination:
         )
         self.handoff = Handoff(library, content, db, clock, journal, self.roles, handoff_config)
         self.risk = Risk(library, content, db, clock, journal, Answers(library), chat_id=settings.chat_id)
-        self.peers = Peers(library, db, clock, journal, chat_id=settings.chat_id)
+        self.peers = Peers(library, db, clock, journal, chat_id=settings.chat_id, roles=self.roles)
 
     def features(self) -> list[Feature]:
         """In interceptor order: a coordinator's wizard answer, then an open hand-off, then a message for a buddy

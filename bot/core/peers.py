@@ -25,6 +25,7 @@ from bot.core.clock import Clock
 from bot.core.journal import Journal
 from bot.core.nudges import earliest_allowed
 from bot.core.outbox import outbound
+from bot.core.roles import Roles
 from bot.core.routes import Routes
 from bot.core.types import Button, InboundKind, Reply, UserView
 from content.library import Library
@@ -241,6 +242,7 @@ class Peers:
         *,
         chat_id: int | None = None,
         settings: PeerSettings | None = None,
+        roles: Roles | None = None,
     ) -> None:
         self.library = library
         self.db = db
@@ -248,6 +250,7 @@ class Peers:
         self.journal = journal
         self.chat_id = chat_id  # the coordinators' group: reports go there
         self.settings = settings or PeerSettings()
+        self.roles = roles  # who may decide on a report in the coordinators' group
 
     def routes(self, routes: Routes) -> None:
         routes.command("buddy", lambda user, _: self.start(user), changes_state=False)
@@ -471,9 +474,13 @@ class Peers:
                 "buddy_report_post", GROUP_LANGUAGE, pair=pair.id, reporter=f"№{user.id}", reported=f"№{other_id}",
                 recent=lines,
             )  # fmt: skip
+            decide = [
+                Button.of(self._t("button_pair_free", GROUP_LANGUAGE), buttons.PairReview("free", pair.id)),
+                Button.of(self._t("button_pair_ban", GROUP_LANGUAGE), buttons.PairReview("ban", pair.id)),
+            ]
             message = outbound(
                 kind="relay",
-                reply=Reply(text=post),
+                reply=Reply(text=post, buttons=[decide]),
                 chat_id=self.chat_id,
                 user_id=None,
                 dedupe_key=f"peer:report:{pair.id}",
@@ -520,6 +527,34 @@ class Peers:
             # the notice says they stay on the list: no second "you're first in line" right after it
             await stored.mark_told_waiting(session, user_ids=[who], now=now)
         return True
+
+    async def review_from_group(self, *, coordinator: int, pair_id: int, verb: str) -> str:
+        """A coordinator's decision on a reported (paused) pair; returns the toast. "free": the pair ends and the
+        reported person may be matched again (never with the reporter); "ban": the pair ends and they are taken off
+        the buddy list and told kindly."""
+        now = self.clock.now()
+        if self.roles is None or not self.roles.is_coordinator(coordinator):
+            self.journal.record(NewEvent(kind=EventKind.ADMIN_REFUSED, at=now, data={"command": "buddy_review"}))
+            return self._t("admin_refused", GROUP_LANGUAGE)
+        async with self.db.write() as session:
+            pair = await stored.get_pair(session, pair_id=pair_id, lock=True)
+            if pair is None or pair.status != "paused":
+                return self._t("pair_review_done_already", GROUP_LANGUAGE, pair=pair_id)
+            held = await stored.seated_in(session, pair_id=pair.id)  # the reported side: the reporter was freed
+            await stored.close_pair(session, pair_id=pair.id, status="ended", reason="report", now=now)
+            data = {"pair": pair.id, "decision": verb}
+            events = [NewEvent(kind=EventKind.PEER_REVIEWED, at=now, user_id=who, data=data) for who in held]
+            if verb == "ban":
+                people = await stored.users_for(session, user_ids=held)
+                for who in held:
+                    await stored.opt_out(session, user_id=who)
+                    if who in people:
+                        notice = Reply(text=self._t("buddy_removed_notice", _lang(people[who].language)))
+                        await self._send(
+                            session, "system", people[who], notice, pair.id, key=f"peer:ban:{pair.id}", now=now
+                        )
+            await add_events(session, events=events)
+        return self._t(f"pair_review_{verb}", GROUP_LANGUAGE, pair=pair_id)
 
     # ---- the relay ---------------------------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from storage import users as stored_users
 from storage.codebook import Decision
 from storage.db import Database
 from storage.events import list_events
-from storage.models import MilestoneDone, OutboxMessage, PeerPair, PeerSeat, User
+from storage.models import MilestoneDone, OutboxMessage, PeerOptIn, PeerPair, PeerSeat, User
 from tests.fake_bot_api import FakeBotApi, Sent
 from tests.helpers import button_data, stored_user
 
@@ -530,3 +530,34 @@ async def test_a_weeks_digests_are_spread_over_passes_and_never_sent_twice(
     assert counts == [2, 2, 1, 0, 0]
     digests = await rows(db, kind="digest")
     assert len({d.user_id for d in digests}) == 5
+
+
+@pytest.mark.parametrize("verb", ["free", "ban"])
+async def test_a_coordinator_decides_on_a_report_from_the_buttons_under_it(
+    core: Conversation, db: Database, planner: PeerPlanner, clock: FrozenClock, coordination: Coordination, verb: str
+) -> None:
+    """Under a report, only a coordinator's press counts. "free" ends the pair and lets the reported person be matched
+    again (never with the reporter); "ban" also takes them off the buddy list and tells them kindly."""
+    reporter, reported = person(830_001, "Hira"), person(830_002, "Kashif")
+    pair = await active_pair(core, db, planner, reporter, reported)
+    await core.press(reporter, data(buttons.BuddyPair("rep", pair.id)))
+    [post] = await rows(db, chat_id=GROUP)
+    choices = [data(buttons.PairReview(v, pair.id)) for v in ("free", "ban")]  # type: ignore[arg-type]
+    assert pressable(post) == choices
+    peers = coordination.peers
+    refused = await peers.review_from_group(coordinator=123, pair_id=pair.id, verb=verb)
+    assert "coordinators" in refused
+    toast = await peers.review_from_group(coordinator=COORDINATOR, pair_id=pair.id, verb=verb)
+    assert f"Pair {pair.id} ended" in toast
+    again = await peers.review_from_group(coordinator=COORDINATOR, pair_id=pair.id, verb=verb)
+    assert "already" in again
+    stored_reported = await stored_user(db, reported)
+    assert stored_reported is not None
+    async with db.read() as session:
+        assert list(await session.scalars(select(PeerSeat))) == []
+        still_listed = await session.get(PeerOptIn, stored_reported.id) is not None
+    assert still_listed is (verb == "free")
+    notices = [r.payload["text"] for r in await rows(db, user_id=stored_reported.id) if r.kind == "system"]
+    assert any("taken you off the buddy list" in t for t in notices) is (verb == "ban")
+    clock.advance(hours=1)
+    assert (await planner.plan()).matched == 0  # the reporter and the reported person never meet again
