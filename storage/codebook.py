@@ -94,6 +94,8 @@ class EventKind(_Described):
     PEER_ENDED = "peer_ended", "a pair ended (the user, silence for three weeks, an expired card, an erasure)"
     PEER_USERNAME_SHARED = "peer_username_shared", "the user pressed Share my @username: it went to their buddy"
     PEER_CHECKIN = "peer_checkin", "the weekly buddy check-in was answered (did you talk?)"
+    WIN_STORY_WRITTEN = "win_story_written", "after a first job won, the user wrote one line of advice (to review)"
+    WIN_STORY_REVIEWED = "win_story_reviewed", "a coordinator approved (or not) a win story for the circle digests"
     CIRCLE_JOINED = "circle_joined", "/circle: the user asked for the weekly circle digest"
     CIRCLE_LEFT = "circle_left", "the user stopped the weekly circle digest"
 
@@ -200,5 +202,8 @@ class Decision(_Described):
     BUDDY_ENDED = "buddy_ended", "the user ended their buddy pair"
     BUDDY_USERNAME_SHARED = "buddy_username_shared", "the user's @username went to their buddy (or they have none)"
     BUDDY_CHECKIN = "buddy_checkin", "thanked for answering the weekly buddy check-in"
+    WIN_STORY_ASK = "win_story_ask", "asked for the one line of advice (after Share advice)"
+    WIN_STORY_THANKS = "win_story_thanks", "thanked for a win story; a coordinator will review it"
+    WIN_STORY_DECLINED = "win_story_declined", "the user chose not to share advice"
     CIRCLE = "circle", "/circle: the weekly circle digest explained, with a button to join or leave"
     CIRCLE_SET = "circle_set", "joined or left the weekly circle digest"

@@ -376,3 +376,24 @@ class CircleDigest(Base):
     cursor_user_id: Mapped[int] = mapped_column(BigInteger, default=0)
     enqueued: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class WinStory(Base):
+    """One line of advice offered after a first job won: written by the user (asked, optional), approved by a
+    coordinator in the coordinators' group, then shown in circle digests without a name. Erased with its author."""
+
+    __tablename__ = "win_story"
+    __table_args__ = (
+        Index("ix_win_story_user_id_status", "user_id", "status"),
+        Index("ix_win_story_status_decided_at", "status", "decided_at"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(12))  # writing → pending → approved | rejected
+    text: Mapped[str | None] = mapped_column(Text)
+    asked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)  # when "Share advice" was pressed
+    written_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)  # the coordinator's Telegram id

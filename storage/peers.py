@@ -28,6 +28,7 @@ from storage.models import (
     PeerPair,
     PeerSeat,
     User,
+    WinStory,
     table_of,
 )
 
@@ -354,6 +355,7 @@ async def rungs_of(session: AsyncSession, *, user_ids: Iterable[int]) -> dict[in
 async def erase_for_user(session: AsyncSession, *, user_id: int, now: dt.datetime | None) -> None:
     """/delete_me: open pairs end (the buddy is told by the next planner pass), and every message relayed in any of
     the user's pairs, both ways, is blanked and never sent."""
+    await erase_stories(session, user_id=user_id)
     pair_ids = list(
         await session.scalars(
             select(PeerPair.id).where(or_(PeerPair.user_low == user_id, PeerPair.user_high == user_id))
@@ -468,3 +470,93 @@ async def reached_between(
         )
     )
     return [(milestone, created) for milestone, created in rows]
+
+
+# ---- win stories -------------------------------------------------------------------------------------------------
+
+
+def story_campaign(story_id: int) -> str:
+    return f"story:{story_id}"
+
+
+async def start_story(session: AsyncSession, *, user_id: int, now: dt.datetime) -> int:
+    """The user pressed "Share advice": a story waiting for its one line (an unfinished one is reused)."""
+    existing = await session.scalar(
+        select(WinStory).where(WinStory.user_id == user_id, WinStory.status == "writing").limit(1)
+    )
+    if existing is not None:
+        existing.asked_at = now
+        await session.flush()
+        return existing.id
+    story = WinStory(user_id=user_id, status="writing", asked_at=now)
+    session.add(story)
+    await session.flush()
+    return story.id
+
+
+async def story_being_written(session: AsyncSession, *, user_id: int, since: dt.datetime) -> WinStory | None:
+    return await session.scalar(
+        select(WinStory)
+        .where(WinStory.user_id == user_id, WinStory.status == "writing", WinStory.asked_at >= since)
+        .limit(1)
+    )
+
+
+async def write_story(session: AsyncSession, *, story_id: int, text: str, now: dt.datetime) -> bool:
+    result = await session.execute(
+        update(WinStory)
+        .where(WinStory.id == story_id, WinStory.status == "writing")
+        .values(status="pending", text=text, written_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def decide_story(
+    session: AsyncSession, *, story_id: int, approved: bool, coordinator: int, now: dt.datetime
+) -> WinStory | None:
+    """A coordinator's decision on a pending story; None when it is not pending (decided already, or erased)."""
+    story = await session.scalar(select(WinStory).where(WinStory.id == story_id).with_for_update())
+    if story is None or story.status != "pending":
+        return None
+    story.status = "approved" if approved else "rejected"
+    story.decided_at = now
+    story.decided_by = coordinator
+    await session.flush()
+    return story
+
+
+async def latest_approved_story(session: AsyncSession, *, since: dt.datetime) -> str | None:
+    """The newest story a coordinator approved since `since`: the one a digest may quote (never with a name)."""
+    return await session.scalar(
+        select(WinStory.text)
+        .where(WinStory.status == "approved", WinStory.decided_at >= since)
+        .order_by(WinStory.decided_at.desc(), WinStory.id.desc())
+        .limit(1)
+    )
+
+
+async def first_jobs_between(session: AsyncSession, *, after: dt.datetime, until: dt.datetime) -> list[User]:
+    """Users who marked their first job won in the window and may get a proactive message."""
+    return list(
+        await session.scalars(
+            select(User)
+            .join(MilestoneDone, MilestoneDone.user_id == User.id)
+            .where(
+                MilestoneDone.milestone == "first_job_won",
+                MilestoneDone.done_at > after,
+                MilestoneDone.done_at <= until,
+                User.blocked_at.is_(None),
+                User.proactive_stopped_at.is_(None),
+            )
+        )
+    )
+
+
+async def erase_stories(session: AsyncSession, *, user_id: int) -> None:
+    """/delete_me: the user's stories go, and so do the words of their posts to the coordinators' group."""
+    ids = list(await session.scalars(select(WinStory.id).where(WinStory.user_id == user_id)))
+    if ids:
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.campaign.in_([story_campaign(i) for i in ids])).values(payload={})
+        )
+        await session.execute(delete(WinStory).where(WinStory.id.in_(ids)))

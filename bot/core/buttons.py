@@ -338,6 +338,23 @@ class PairReview(ButtonAction):
     pair_id: int
 
 
+@button("ws")
+@dataclass(frozen=True)
+class WinStoryAnswer(ButtonAction):
+    """After a first job won: write one line of advice for people one step behind, or no thanks."""
+
+    verb: Literal["write", "no"]
+
+
+@button("wa")
+@dataclass(frozen=True)
+class WinStoryReview(ButtonAction):
+    """Under a win story in the coordinators' group: approve it for the digests, or not."""
+
+    verb: Literal["ok", "no"]
+    story_id: int
+
+
 @button("cr")
 @dataclass(frozen=True)
 class CircleSet(ButtonAction):

@@ -62,6 +62,8 @@ class PeerSettings:
     digest_weekday: int = 0  # Monday
     digest_hour_utc: int = 5  # 10:00 in Pakistan
     min_cell: int = 5  # a digest never shows a count below this
+    story_chars: int = 300  # a win story is one line
+    story_fresh: dt.timedelta = dt.timedelta(weeks=4)  # an approved story is quoted in digests for this long
     # One pass stays short (it runs inside the dispatcher's tick): at most this many new pairs, and this many digests;
     # the rest follow in the next passes, a minute apart.
     max_pairs_per_pass: int = 2000
@@ -262,7 +264,9 @@ class Peers:
         routes.button(buttons.BuddyStop, lambda user, _, __: self.stop(user), changes_state=True)
         routes.button(buttons.BuddyPair, self._press_pair, changes_state=True)
         routes.button(buttons.CircleSet, lambda user, action, _: self.set_circle(user, action.on), changes_state=True)
+        routes.button(buttons.WinStoryAnswer, lambda user, a, _: self.story_answer(user, a.verb), changes_state=True)
         routes.intercept(self.compose, logged_as=EventKind.PEER_MESSAGE)
+        routes.intercept(self.story_text, logged_as=EventKind.MESSAGE)
         routes.non_text_handler(self.refuse_media)
 
     async def _asked_in_words(self, user: UserView, _: str, __: Understanding) -> Reply:
@@ -650,6 +654,66 @@ class Peers:
         event = NewEvent(kind=EventKind.PEER_RELAY_REFUSED, at=now, user_id=user_id, data={"reason": reason})
         await add_events(session, events=[event])
 
+    # ---- win stories -------------------------------------------------------------------------------------------
+
+    async def story_answer(self, user: UserView, verb: str) -> Reply:
+        """The buttons under "Want to share one line of advice?": write it now, or no thanks."""
+        lang = user.language
+        if verb == "no" or user.id is None:
+            return Reply(text=self._t("win_story_declined", lang), decision=Decision.WIN_STORY_DECLINED)
+        async with self.db.write() as session:
+            await stored.start_story(session, user_id=user.id, now=self.clock.now())
+        return Reply(text=self._t("win_story_write", lang), decision=Decision.WIN_STORY_ASK)
+
+    async def story_text(self, user: UserView, text: str, received_at: dt.datetime) -> Reply | None:
+        """The line right after "Share advice": stored for review and posted to the coordinators' group."""
+        if user.id is None or text.startswith("/"):
+            return None
+        since = received_at - self.settings.compose_window
+        async with self.db.read() as session:
+            if await stored.story_being_written(session, user_id=user.id, since=since) is None:
+                return None
+        now = self.clock.now()
+        words = text.strip()[: self.settings.story_chars]
+        async with self.db.write() as session:
+            story = await stored.story_being_written(session, user_id=user.id, since=since)
+            if story is None or not await stored.write_story(session, story_id=story.id, text=words, now=now):
+                return None
+            data = {"story": story.id, "chars": len(words)}
+            event = NewEvent(kind=EventKind.WIN_STORY_WRITTEN, at=now, user_id=user.id, data=data)
+            await add_events(session, events=[event])
+            if self.chat_id is not None:
+                post = self._t(
+                    "win_story_post", GROUP_LANGUAGE, story=story.id, user=f"№{user.id}", text=html.escape(words)
+                )
+                decide = [
+                    Button.of(self._t("button_story_approve", GROUP_LANGUAGE), buttons.WinStoryReview("ok", story.id)),
+                    Button.of(self._t("button_story_reject", GROUP_LANGUAGE), buttons.WinStoryReview("no", story.id)),
+                ]
+                message = outbound(
+                    kind="relay", reply=Reply(text=post, buttons=[decide]), chat_id=self.chat_id, user_id=None,
+                    dedupe_key=f"story:{story.id}:post", not_before=now, campaign=stored.story_campaign(story.id),
+                )  # fmt: skip
+                await stored_outbox.enqueue(session, messages=[message], now=now)
+        return Reply(text=self._t("win_story_thanks", user.language), decision=Decision.WIN_STORY_THANKS)
+
+    async def review_story(self, *, coordinator: int, story_id: int, approve: bool) -> str:
+        """A coordinator's decision under a win story in the group; returns the toast."""
+        now = self.clock.now()
+        if self.roles is None or not self.roles.is_coordinator(coordinator):
+            self.journal.record(NewEvent(kind=EventKind.ADMIN_REFUSED, at=now, data={"command": "win_story"}))
+            return self._t("admin_refused", GROUP_LANGUAGE)
+        async with self.db.write() as session:
+            story = await stored.decide_story(
+                session, story_id=story_id, approved=approve, coordinator=coordinator, now=now
+            )
+            if story is None:
+                return self._t("win_story_decided_already", GROUP_LANGUAGE, story=story_id)
+            data = {"story": story.id, "approved": approve}
+            event = NewEvent(kind=EventKind.WIN_STORY_REVIEWED, at=now, user_id=story.user_id, data=data)
+            await add_events(session, events=[event])
+        return self._t("win_story_approved" if approve else "win_story_rejected", GROUP_LANGUAGE, story=story_id)
+
     # ---- circles -----------------------------------------------------------------------------------------------
 
     async def circle(self, user: UserView) -> Reply:
@@ -758,6 +822,7 @@ class PeerPlanner:
             await self._tell_left(session, now, result)
             await self._match(session, now, result)
             await self._checkins(session, since, now, result)
+            await self._story_asks(session, since, now, result)
             await self._digests(session, now, result)
             if use_cursor:
                 await planning.advance_cursor(session, name="peers", until=now)
@@ -910,6 +975,36 @@ class PeerPlanner:
         result.checkins += added
         result.enqueued += added
 
+    async def _story_asks(self, session: Session, since: dt.datetime, now: dt.datetime, result: PeerPlan) -> None:
+        """After a first job won: "Want to share one line of advice for people one step behind?" (optional), once,
+        as a nudge (quiet hours, /stop and /nudges off apply)."""
+        peers = self.peers
+        messages = []
+        for user in await stored.first_jobs_between(session, after=since, until=now):
+            if user.nudge_pace == "off" or not user.external_id.lstrip("-").isdigit():
+                continue
+            lang = _lang(user.language)
+            rows = [
+                [
+                    Button.of(peers._t("button_story_write", lang), buttons.WinStoryAnswer("write")),
+                    Button.of(peers._t("button_story_no", lang), buttons.WinStoryAnswer("no")),
+                ]
+            ]
+            messages.append(
+                outbound(
+                    kind="nudge",
+                    reply=Reply(text=peers._t("win_story_ask", lang), buttons=rows),
+                    chat_id=int(user.external_id),
+                    user_id=user.id,
+                    dedupe_key=f"story:ask:{user.id}",
+                    not_before=now,
+                    campaign="story:ask",
+                    meta={"rule": "win_story"},
+                )  # fmt: skip
+            )
+        added = len(await stored_outbox.enqueue(session, messages=messages, now=now))
+        result.enqueued += added
+
     async def _digests(self, session: Session, now: dt.datetime, result: PeerPlan) -> None:
         """Each week's digests, in batches of `digests_per_pass` members by user id (a `circle_digest` row keeps how
         far it got, so several passes, or a restart, never send twice or skip anyone)."""
@@ -925,7 +1020,8 @@ class PeerPlanner:
             session, after_user_id=run.cursor_user_id, limit=settings.digests_per_pass, joined_before=slot
         )
         reached = await stored.reached_between(session, milestones=DIGEST_MILESTONES, after=slot - WEEK, until=slot)
-        messages = plan_digests(self.peers.library, recipients, reached, slot=slot, settings=settings)
+        story = await stored.latest_approved_story(session, since=slot - settings.story_fresh)
+        messages = plan_digests(self.peers.library, recipients, reached, slot=slot, settings=settings, story=story)
         added = len(await stored_outbox.enqueue(session, messages=messages, now=now))
         await stored.advance_digest_run(
             session,
@@ -953,6 +1049,7 @@ def plan_digests(
     *,
     slot: dt.datetime,
     settings: PeerSettings,
+    story: str | None = None,
 ) -> list[NewMessage]:
     """The week's digests: one per recipient whose start cohort has at least one cell worth showing; rendered once
     per (cohort, language). Nobody is named, and a count below `min_cell` never appears."""
@@ -966,6 +1063,8 @@ def plan_digests(
         if (cohort, lang) not in rendered:
             cells = visible_cells(counts.get(cohort, {}), min_cell=settings.min_cell)
             lines = [library.text(f"digest_{m}", lang, count=cells[m]) for m in DIGEST_MILESTONES if m in cells]
+            if lines and story:  # a coordinator-approved line of advice, never with its author's name
+                lines.append(library.text("digest_story", lang, text=html.escape(story)))
             rendered[(cohort, lang)] = (
                 Reply(text="\n".join([library.text("digest_title", lang), *lines, library.text("digest_footer", lang)]))
                 if lines

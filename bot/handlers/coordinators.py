@@ -121,6 +121,12 @@ async def press_in_group(update: Update, context: RahnumaContext) -> None:
         )
         await acknowledge(query, toast)
         raise ApplicationHandlerStop
+    if isinstance(action, buttons.WinStoryReview):
+        toast = await context.runtime.coordination.peers.review_story(
+            coordinator=update.effective_user.id, story_id=action.story_id, approve=action.verb == "ok"
+        )
+        await acknowledge(query, toast)
+        raise ApplicationHandlerStop
     if not isinstance(action, buttons.HandoffAction) or action.verb != "close":
         await acknowledge(query, context.runtime.library.text("button_expired", "en"))
         raise ApplicationHandlerStop

@@ -29,6 +29,7 @@ from bot.delivery.sender import TelegramSender
 from bot.runtime import build_conversation
 from content.library import Library
 from nlu.lexical import LexicalSearch
+from storage import peers as stored_peers
 from storage import users as stored_users
 from storage.codebook import Decision
 from storage.db import Database
@@ -561,3 +562,57 @@ async def test_a_coordinator_decides_on_a_report_from_the_buttons_under_it(
     assert any("taken you off the buddy list" in t for t in notices) is (verb == "ban")
     clock.advance(hours=1)
     assert (await planner.plan()).matched == 0  # the reporter and the reported person never meet again
+
+
+async def test_a_win_story_is_asked_approved_quoted_unnamed_in_a_digest_and_erased_with_its_author(
+    core: Conversation, db: Database, planner: PeerPlanner, clock: FrozenClock, coordination: Coordination
+) -> None:
+    """Naveed wins his first job: the next pass asks (optionally) for one line of advice; he writes it; the group sees
+    it with a number; a coordinator approves; Monday's digest for Zara (same start week, five first jobs) quotes it
+    without his name. When Naveed erases his data, the story and its group post lose their words."""
+    naveed, zara = person(840_001, "Naveed Iqbal"), person(840_002, "Zara")
+    await core.command(naveed, "start")
+    await core.command(zara, "start")
+    await core.press(zara, data(buttons.CircleSet(True)))
+    now = clock.now()
+    async with db.write() as session:
+        await session.execute(
+            insert(User),
+            [
+                {"channel": "telegram", "external_id": str(841_000 + i), "display_name": f"Peer{i}", "language": "en",
+                 "language_chosen": True, "created_at": now, "last_seen_at": now, "nudge_pace": "daily"}
+                for i in range(4)
+            ],
+        )  # fmt: skip
+        others = list(await session.scalars(select(User.id).where(User.display_name.like("Peer%"))))
+        for user_id in others:
+            session.add(MilestoneDone(user_id=user_id, milestone="first_job_won", done_at=now, source="t"))
+    await core.press(naveed, data(buttons.SetMilestone("first_job_won", True)))
+    await planner.plan()
+    stored_naveed = await stored_user(db, naveed)
+    assert stored_naveed is not None
+    [ask] = [r for r in await rows(db, user_id=stored_naveed.id) if r.campaign == "story:ask"]
+    assert "one line of advice" in ask.payload["text"] and ask.kind == "nudge"
+    assert (await core.press(naveed, pressable(ask)[0])).decision is Decision.WIN_STORY_ASK
+    thanks = await core.handle_text(naveed, "Reply to every client within an hour, even to say no")
+    assert thanks.decision is Decision.WIN_STORY_THANKS
+    [post] = await rows(db, chat_id=GROUP)
+    assert f"№{stored_naveed.id}" in post.payload["text"] and "Naveed" not in post.payload["text"]
+    story_id = int(pressable(post)[0].rsplit(":", 1)[1])
+    peers = coordination.peers
+    assert "coordinators" in await peers.review_story(coordinator=123, story_id=story_id, approve=True)
+    assert "approved" in await peers.review_story(coordinator=COORDINATOR, story_id=story_id, approve=True)
+
+    clock.set(dt.datetime(2026, 11, 30, 5, 1, tzinfo=dt.UTC))
+    await planner.plan()
+    stored_zara = await stored_user(db, zara)
+    assert stored_zara is not None
+    [digest] = await rows(db, user_id=stored_zara.id, kind="digest")
+    assert "5 people who started with you won their first job" in digest.payload["text"]
+    assert "Reply to every client within an hour" in digest.payload["text"] and "Naveed" not in digest.payload["text"]
+
+    await core.press(naveed, "del:yes")
+    [post] = await rows(db, chat_id=GROUP)
+    assert post.payload == {}
+    async with db.read() as session:
+        assert await stored_peers.latest_approved_story(session, since=now - dt.timedelta(days=30)) is None

@@ -1,4 +1,4 @@
-"""peers: buddy opt-ins, pairs (never the same two twice), seats (at most one open pair each), circles
+"""peers: buddy opt-ins, pairs (never the same two twice), seats (one open pair each), circles, win stories
 
 Revision ID: 0006
 Revises: 0005
@@ -85,9 +85,28 @@ def upgrade() -> None:
         sa.Column("finished_at", Time, nullable=True),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_circle_digest")),
     )
+    op.create_table(
+        "win_story",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("user_id", BigId, nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("text", sa.Text(), nullable=True),
+        sa.Column("asked_at", Time, nullable=False),
+        sa.Column("written_at", Time, nullable=True),
+        sa.Column("decided_at", Time, nullable=True),
+        sa.Column("decided_by", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["user.id"], name=op.f("fk_win_story_user_id_user"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_win_story")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_win_story_user_id_status", "win_story", ["user_id", "status"])
+    op.create_index("ix_win_story_status_decided_at", "win_story", ["status", "decided_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_win_story_status_decided_at", table_name="win_story")
+    op.drop_index("ix_win_story_user_id_status", table_name="win_story")
+    op.drop_table("win_story")
     op.drop_table("circle_digest")
     op.drop_table("circle_member")
     op.drop_index("ix_peer_seat_pair_id", table_name="peer_seat")
