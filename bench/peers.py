@@ -2,10 +2,11 @@
 
 Matching is measured three ways: the pure `match()` over N waiting people; a whole planner pass in the steady state
 (N opted in, 99% already in a pair, 1% waiting: the pass loads who waits, matches, inserts pairs, seats, cards and
-events); and the cold start (all N waiting at once: the first pass makes at most `max_pairs_per_pass` pairs, the
-rest follow a minute later). The digest: N circle members who started over 20 weeks, 3% of them reaching a rung
-this week; `plan_digests` alone over all N, and the planner's digest steps (query, plan, enqueue one outbox row per
-member, `digests_per_pass` members a pass) until the week is done. Usage:
+events); and the cold start (all N waiting at once: the first pass looks at the `max_waiting_per_pass`
+longest-waiting and makes at most `max_pairs_per_pass` pairs; the rest follow a minute later). The digest: N circle
+members who started over 20 weeks, 3% of them reaching a rung this week; `plan_digests` alone over all N, and the
+planner's digest steps (query, plan, enqueue one outbox row per member, `digests_per_pass` members a pass) until the
+week is done. Usage:
 `.venv/bin/python -m bench.peers [--users 100000] [--database-url URL] [--json]`
 (default: fresh SQLite files; a PostgreSQL URL has its public schema dropped).
 """

@@ -307,6 +307,7 @@ class PeerOptIn(Base):
     """A user who asked for a buddy (/buddy): what they want, and whether their city may be shown."""
 
     __tablename__ = "peer_optin"
+    __table_args__ = (Index("ix_peer_optin_opted_in_at", "opted_in_at"),)
 
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
     seeking: Mapped[str] = mapped_column(String(8))  # peer (same step) | ahead (a helper) | help (helps one behind)

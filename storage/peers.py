@@ -121,7 +121,7 @@ async def get_pair(session: AsyncSession, *, pair_id: int, lock: bool = False) -
     return await session.scalar(query)
 
 
-async def waiting(session: AsyncSession) -> list[Waiting]:
+async def waiting(session: AsyncSession, *, limit: int | None = None) -> list[Waiting]:
     """Every opted-in user who could get a card now (no open pair, not blocked, not /stopped), longest-waiting first."""
     # rung = milestones done, counted per waiting person through milestone_done's primary key (user_id, milestone)
     rung = select(func.count()).where(MilestoneDone.user_id == PeerOptIn.user_id).correlate(PeerOptIn).scalar_subquery()
@@ -141,6 +141,7 @@ async def waiting(session: AsyncSession) -> list[Waiting]:
         .join(User, User.id == PeerOptIn.user_id)
         .where(~seated, User.blocked_at.is_(None), User.proactive_stopped_at.is_(None))
         .order_by(PeerOptIn.opted_in_at, PeerOptIn.user_id)
+        .limit(limit)
     )
     return [
         Waiting(int(user_id), language, seeking, bool(share), skill, _platforms(platforms), city, int(n), bool(told))

@@ -67,6 +67,7 @@ class PeerSettings:
     # One pass stays short (it runs inside the dispatcher's tick): at most this many new pairs, and this many digests;
     # the rest follow in the next passes, a minute apart.
     max_pairs_per_pass: int = 2000
+    max_waiting_per_pass: int = 20_000  # matching looks at the longest-waiting this many (the pool for this pass)
     digests_per_pass: int = 10_000
     digest_window: dt.timedelta = dt.timedelta(days=2)  # a digest not planned within this after its slot is skipped
 
@@ -842,7 +843,8 @@ class PeerPlanner:
 
     async def _match(self, session: Session, now: dt.datetime, result: PeerPlan) -> None:
         peers = self.peers
-        waiting = await stored.waiting(session)
+        settings = self.peers.settings
+        waiting = await stored.waiting(session, limit=settings.max_waiting_per_pass)
         if not waiting:
             return
         by_id = {w.user_id: w for w in waiting}
@@ -852,8 +854,8 @@ class PeerPlanner:
         created = await stored.propose(session, pairs=pairs, now=now)
         result.matched = len(created)
         seated = {user for _, low, high in created for user in (low, high)}
-        # The odd ones out: only when this pass matched everyone it could (not cut short by the per-pass limit).
-        cut_short = len(pairs) >= limit
+        # The odd ones out: only when this pass saw everyone waiting and matched everyone it could.
+        cut_short = len(pairs) >= limit or len(waiting) >= settings.max_waiting_per_pass
         told = [w for w in waiting if not cut_short and w.user_id not in seated and not w.told]
         contacts = await stored.contacts(session, user_ids=seated | {w.user_id for w in told})
         messages: list[NewMessage] = []

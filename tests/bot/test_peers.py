@@ -616,3 +616,22 @@ async def test_a_win_story_is_asked_approved_quoted_unnamed_in_a_digest_and_eras
     assert post.payload == {}
     async with db.read() as session:
         assert await stored_peers.latest_approved_story(session, since=now - dt.timedelta(days=30)) is None
+
+
+async def test_a_pass_looks_only_at_the_longest_waiting_and_tells_nobody_to_wait_while_others_were_not_seen(
+    core: Conversation, db: Database, clock: FrozenClock, coordination: Coordination
+) -> None:
+    """With a matching pool of three, the first pass sees the three longest-waiting (one pair, one left over) and
+    tells nobody "no buddy fits yet"; the next pass sees the leftover and the fourth, and pairs them."""
+    peers = coordination.peers
+    peers.settings = dataclasses.replace(peers.settings, max_waiting_per_pass=3)
+    planner = PeerPlanner(peers, clock)
+    for i in range(4):
+        await opt_in(core, db, person(850_000 + i, f"Pool{i}"))
+        clock.advance(seconds=1)
+    assert (await planner.plan()).matched == 1
+    assert await rows(db, campaign="peer:waiting") == []
+    clock.advance(minutes=1)
+    assert (await planner.plan()).matched == 1
+    last = await stored_user(db, person(850_003, ""))
+    assert last is not None and last.id in {(await pairs(db))[-1].user_low, (await pairs(db))[-1].user_high}

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["user.id"], name=op.f("fk_peer_optin_user_id_user"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_peer_optin")),
     )
+    op.create_index("ix_peer_optin_opted_in_at", "peer_optin", ["opted_in_at"])  # matching: longest-waiting first
     op.create_table(
         "peer_pair",
         sa.Column("id", BigId, nullable=False),
@@ -115,4 +116,5 @@ def downgrade() -> None:
     op.drop_index("ix_peer_pair_user_high", table_name="peer_pair")
     op.drop_index("uq_peer_pair_user_low_user_high", table_name="peer_pair")
     op.drop_table("peer_pair")
+    op.drop_index("ix_peer_optin_opted_in_at", table_name="peer_optin")
     op.drop_table("peer_optin")
