@@ -66,8 +66,8 @@ class PeerSettings:
     story_fresh: dt.timedelta = dt.timedelta(weeks=4)  # an approved story is quoted in digests for this long
     # One pass stays short (it runs inside the dispatcher's tick): at most this many new pairs, and this many digests;
     # the rest follow in the next passes, a minute apart.
-    max_pairs_per_pass: int = 2000
-    max_waiting_per_pass: int = 20_000  # matching looks at the longest-waiting this many (the pool for this pass)
+    max_pairs_per_pass: int = 1000
+    max_waiting_per_pass: int = 10_000  # matching looks at the longest-waiting this many (the pool for this pass)
     digests_per_pass: int = 10_000
     digest_window: dt.timedelta = dt.timedelta(days=2)  # a digest not planned within this after its slot is skipped
 
