@@ -161,7 +161,9 @@ def register_coordinator_handlers(application: RahnumaApplication, *, coordinato
             ),
             group=-1,
         )
-        application.add_handler(CallbackQueryHandler(coordinators.press_in_group, pattern=r"^ho:close:"), group=-1)
+        # the Close button under a hand-off; the decisions under a buddy report (pr) and a win story (wa)
+        group_buttons = CallbackQueryHandler(coordinators.press_in_group, pattern=r"^(ho:close|pr|wa):")
+        application.add_handler(group_buttons, group=-1)
         application.add_handler(MessageHandler(coordinators_group, coordinators.stay_quiet), group=-1)
     # anyone else who types a coordinator command (last: the filtered handlers above match first)
     application.add_handler(

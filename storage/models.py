@@ -298,3 +298,103 @@ class HandoffPost(Base):
 
     outbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("outbox_message.id", ondelete="CASCADE"), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("handoff_ticket.id", ondelete="CASCADE"))
+
+
+# ---- peer support (issue 12): buddies and circles ----------------------------------------------------------------
+
+
+class PeerOptIn(Base):
+    """A user who asked for a buddy (/buddy): what they want, and whether their city may be shown."""
+
+    __tablename__ = "peer_optin"
+    __table_args__ = (Index("ix_peer_optin_opted_in_at", "opted_in_at"),)
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    seeking: Mapped[str] = mapped_column(String(8))  # peer (same step) | ahead (a helper) | help (helps one behind)
+    share_city: Mapped[bool] = mapped_column(default=False)
+    opted_in_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # The odd one out is told once that they wait for the next opt-in.
+    waiting_told_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # "Message my buddy" was pressed: the next text goes to the buddy (for a few minutes).
+    compose_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class PeerPair(Base):
+    """Two users proposed to each other. Never the same two twice: (user_low, user_high) is unique for ever, so a
+    pair declined, reported or ended is never proposed again. Erasing a user sets their side to NULL."""
+
+    __tablename__ = "peer_pair"
+    __table_args__ = (
+        Index("uq_peer_pair_user_low_user_high", "user_low", "user_high", unique=True),
+        Index("ix_peer_pair_user_high", "user_high"),
+        Index("ix_peer_pair_status", "status"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_low: Mapped[int | None] = mapped_column(BigId, ForeignKey("user.id", ondelete="SET NULL"))
+    user_high: Mapped[int | None] = mapped_column(BigId, ForeignKey("user.id", ondelete="SET NULL"))
+    # proposed → active (both accepted) → ended; proposed → declined (a Skip, or no answer); active → paused (report)
+    status: Mapped[str] = mapped_column(String(12))
+    low_accepted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    high_accepted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    proposed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    last_message_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(16))  # skip|end|report|silence|expired|deleted|withdrew
+    # When the remaining buddy was told that the other erased their data (reason "deleted").
+    notice_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class PeerSeat(Base):
+    """A user's place in their one open (proposed, active or paused) pair: the primary key makes "at most one
+    buddy" a constraint, so two matching passes in two processes cannot give anyone a second buddy."""
+
+    __tablename__ = "peer_seat"
+    __table_args__ = (Index("ix_peer_seat_pair_id", "pair_id"),)
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    pair_id: Mapped[int] = mapped_column(BigId, ForeignKey("peer_pair.id", ondelete="CASCADE"))
+
+
+class CircleMember(Base):
+    """A user who wants the weekly circle digest (anonymous aggregates of the people who started with them)."""
+
+    __tablename__ = "circle_member"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    joined_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class CircleDigest(Base):
+    """One week's circle digest, expanded into outbox rows in batches by user id; `cursor_user_id` is committed with
+    each batch, so an expansion spread over several passes (or cut short by a crash) resumes where it stopped."""
+
+    __tablename__ = "circle_digest"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # the slot's date, YYYY-MM-DD
+    cursor_user_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    enqueued: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class WinStory(Base):
+    """One line of advice offered after a first job won: written by the user (asked, optional), approved by a
+    coordinator in the coordinators' group, then shown in circle digests without a name. Erased with its author."""
+
+    __tablename__ = "win_story"
+    __table_args__ = (
+        Index("ix_win_story_user_id_status", "user_id", "status"),
+        Index("ix_win_story_status_decided_at", "status", "decided_at"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("user.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(12))  # writing → pending → approved | rejected
+    text: Mapped[str | None] = mapped_column(Text)
+    asked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)  # when "Share advice" was pressed
+    written_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)  # the coordinator's Telegram id

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.handoff import erase_posts_of_user as erase_handoff_posts
 from storage.models import Event, MilestoneDone, User
 from storage.outbox import erase_for_user as erase_outbox_for_user
+from storage.peers import erase_for_user as erase_peers
 
 PROFILE_FIELDS = ("skill", "platforms", "city", "language", "timezone")
 
@@ -184,7 +185,7 @@ async def count_user_events(session: AsyncSession, *, user_id: int) -> int:
     return int(await session.scalar(select(func.count()).select_from(Event).where(Event.user_id == user_id)) or 0)
 
 
-async def delete_user_data(session: AsyncSession, *, user_id: int) -> int:
+async def delete_user_data(session: AsyncSession, *, user_id: int, now: dt.datetime | None = None) -> int:
     """Erase a person: their message texts, the link from their events, their profile and milestones.
 
     Event rows stay (without text and without user) so aggregate counts survive; see docs/PRIVACY.md.
@@ -196,6 +197,8 @@ async def delete_user_data(session: AsyncSession, *, user_id: int) -> int:
     """
     await session.execute(select(User.id).where(User.id == user_id).with_for_update())
     await erase_handoff_posts(session, user_id=user_id)  # before erase_outbox_for_user: the posts have no user_id
+    # Buddies: open pairs end (ended_at is `now`, or left empty without a clock) and relayed words are blanked.
+    await erase_peers(session, user_id=user_id, now=now)
     await erase_outbox_for_user(session, user_id=user_id)
     result = await session.execute(update(Event).where(Event.user_id == user_id).values(text=None, user_id=None))
     await session.execute(delete(MilestoneDone).where(MilestoneDone.user_id == user_id))

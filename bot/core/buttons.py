@@ -289,3 +289,75 @@ class UnansweredAdded(ButtonAction):
     """/unanswered: a coordinator marks a group of questions as added to content."""
 
     group: str
+
+
+# ---- peer support (issue 12) -----------------------------------------------------------------------------------
+
+Seeking = Literal["peer", "ahead", "help"]
+
+
+@button("bw")
+@dataclass(frozen=True)
+class BuddyWant(ButtonAction):
+    """/buddy: what kind of buddy (someone at my step, a step ahead, or I help someone behind): shows what is shared."""
+
+    seeking: Seeking
+
+
+@button("bj")
+@dataclass(frozen=True)
+class BuddyJoin(ButtonAction):
+    """The opt-in itself, after seeing what a buddy would see; `city` says whether the city is shown."""
+
+    seeking: Seeking
+    city: bool
+
+
+@button("bx")
+@dataclass(frozen=True)
+class BuddyStop(ButtonAction):
+    """Stop looking for a buddy (or cancel the opt-in before it is made)."""
+
+
+@button("bp")
+@dataclass(frozen=True)
+class BuddyPair(ButtonAction):
+    """A pair's buttons: accept or skip the card; write, report, end or share my @username; the weekly check-in."""
+
+    verb: Literal["yes", "skip", "msg", "rep", "end", "name", "met", "nomet"]
+    pair_id: int
+
+
+@button("pr")
+@dataclass(frozen=True)
+class PairReview(ButtonAction):
+    """Under a buddy report in the coordinators' group: end the pair and let the reported person be matched again
+    ("free"), or end it and take them off the buddy list ("ban")."""
+
+    verb: Literal["free", "ban"]
+    pair_id: int
+
+
+@button("ws")
+@dataclass(frozen=True)
+class WinStoryAnswer(ButtonAction):
+    """After a first job won: write one line of advice for people one step behind, or no thanks."""
+
+    verb: Literal["write", "no"]
+
+
+@button("wa")
+@dataclass(frozen=True)
+class WinStoryReview(ButtonAction):
+    """Under a win story in the coordinators' group: approve it for the digests, or not."""
+
+    verb: Literal["ok", "no"]
+    story_id: int
+
+
+@button("cr")
+@dataclass(frozen=True)
+class CircleSet(ButtonAction):
+    """/circle: join or leave the weekly circle digest."""
+
+    on: bool

@@ -34,6 +34,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("resume"),
     Command("privacy"),
     Command("delete_me"),
+    # ---- peer support (issue 12) ----
+    Command("buddy"),
+    Command("b", menu=False),  # /b <message>: to the buddy, through Rahnuma
+    Command("circle"),
     # ---- coordinators (issue 10) ----
     Command("human"),
     Command("broadcast", audience="coordinator"),

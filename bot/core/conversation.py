@@ -44,6 +44,7 @@ MAX_STORED_CHARS = 4096
 NOT_YET = {"request_human", "find_peers"}
 # Intents about the sender themselves: never answered in a group.
 PERSONAL_INTENTS = {"report_progress", "ask_progress", "stop_nudges", "resume_nudges", "request_human", "find_peers"}
+PRIVATE_KINDS = {EventKind.PEER_MESSAGE}
 _START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -156,7 +157,13 @@ class Conversation:
                 user = await self.users.load(person)
             except StorageError:
                 user = guest(person)
-            reply = Reply(text=self.library.text("non_text", user.language), decision=Decision.NON_TEXT)
+            reply: Reply | None = None
+            for handler in self.routes.non_text:
+                reply = await self._guarded(user, handler(user, kind), Decision.STORAGE_UNAVAILABLE)
+                if reply is not None:
+                    break
+            if reply is None:
+                reply = Reply(text=self.library.text("non_text", user.language), decision=Decision.NON_TEXT)
             self._log(user, started, kind_in=EventKind(f"message_{kind}"), text_in=None, reply=reply)
             return reply
 
@@ -388,7 +395,8 @@ class Conversation:
         reply.latency_ms = (self.clock.monotonic() - started) * 1000
         if user is None or user.id is None:
             return
-        keep_text = user.research_consent
+        # A message to a buddy is theirs alone: its words are never kept, even with research consent.
+        keep_text = user.research_consent and kind_in not in PRIVATE_KINDS
         meta_in: dict[str, Any] = {}
         if understanding is not None:
             meta_in.update(

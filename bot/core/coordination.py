@@ -1,5 +1,6 @@
-"""Everything coordinators need, built once: roles, broadcasts, cohorts, stats, the hand-off relay and risk
-triage. The runtime adds `features()` to the conversation and `planners()` to the dispatcher."""
+"""Everything coordinators need, built once: roles, broadcasts, cohorts, stats, the hand-off relay, risk triage and
+peer support (buddy reports go to the coordinators' group). The runtime adds `features()` to the conversation and
+`planners()` to the dispatcher."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bot.core.clock import Clock
 from bot.core.cohorts import Cohorts
 from bot.core.handoff import Handoff, HandoffConfig, HandoffPlanner
 from bot.core.journal import Journal
+from bot.core.peers import PeerPlanner, Peers
 from bot.core.quiet_hours import Span
 from bot.core.risk import Risk
 from bot.core.roles import Roles
@@ -79,13 +81,19 @@ class Coordination:
         )
         self.handoff = Handoff(library, content, db, clock, journal, self.roles, handoff_config)
         self.risk = Risk(library, content, db, clock, journal, Answers(library), chat_id=settings.chat_id)
+        self.peers = Peers(library, db, clock, journal, chat_id=settings.chat_id, roles=self.roles)
 
     def features(self) -> list[Feature]:
-        """In interceptor order: a coordinator's wizard answer, then an open hand-off, then risk triage."""
-        return [self.broadcasts, self.cohorts, self.stats, self.handoff, self.risk]
+        """In interceptor order: a coordinator's wizard answer, then an open hand-off, then a message for a buddy
+        (after "Message my buddy"), then risk triage."""
+        return [self.broadcasts, self.cohorts, self.stats, self.handoff, self.peers, self.risk]
 
     def planners(self) -> list[Any]:
-        return [BroadcastPlanner(self.broadcasts, self.clock), HandoffPlanner(self.handoff, self.clock)]
+        return [
+            BroadcastPlanner(self.broadcasts, self.clock),
+            HandoffPlanner(self.handoff, self.clock),
+            PeerPlanner(self.peers, self.clock),
+        ]
 
     async def refuse(self, person: Person, command: str) -> Reply:
         """A coordinator command from someone without the role: a polite no, and an `admin_refused` event."""

@@ -92,6 +92,6 @@ class Privacy:
             return Reply(text=self.library.text("privacy_nothing", lang), decision=Decision.DELETE_NOTHING)
         now = self.clock.now()
         async with self.db.write() as session:
-            unlinked = await stored_users.delete_user_data(session, user_id=user.id)
+            unlinked = await stored_users.delete_user_data(session, user_id=user.id, now=now)
             await add_event(session, NewEvent(kind=EventKind.DATA_DELETED, at=now, data={"events": unlinked}))
         return Reply(text=self.library.text("delete_done", user.language), decision=Decision.DELETE_DONE)

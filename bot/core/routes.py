@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.core.buttons import ButtonAction
-from bot.core.types import Reply, UserView
+from bot.core.types import InboundKind, Reply, UserView
 from nlu.understanding import Understanding
 from storage.codebook import EventKind
 
@@ -22,6 +22,8 @@ IntentHandler = Callable[[UserView, str, Understanding], Awaitable[Reply | None]
 Interceptor = Callable[[UserView, str, dt.datetime], Awaitable[Reply | None]]
 # A /start payload with a feature's prefix (e.g. "c-" joins a cohort): returns a line to add to the welcome.
 StartPayloadHandler = Callable[[UserView, str], Awaitable[str | None]]
+# A sticker, photo or voice note a feature answers itself (e.g. media while writing to a buddy); None: not mine.
+NonTextHandler = Callable[[UserView, InboundKind], Awaitable[Reply | None]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Routes:
     intents: dict[str, Route] = field(default_factory=dict)
     interceptors: list[Route] = field(default_factory=list)
     start_payloads: dict[str, StartPayloadHandler] = field(default_factory=dict)
+    non_text: list[NonTextHandler] = field(default_factory=list)
 
     def command(self, name: str, handler: CommandHandler, *, changes_state: bool) -> None:
         if name in self.commands:
@@ -64,6 +67,10 @@ class Routes:
         if prefix in self.start_payloads:
             raise ValueError(f"start payload prefix {prefix!r} is routed twice")
         self.start_payloads[prefix] = handler
+
+    def non_text_handler(self, handler: NonTextHandler) -> None:
+        """Stickers, photos, voice notes: a feature may answer them before the generic "text only" reply."""
+        self.non_text.append(handler)
 
 
 class Feature(Protocol):

@@ -22,6 +22,8 @@ class Person:
     external_id: str
     display_name: str | None = None
     language_hint: str | None = None
+    # The Telegram @username, never stored: shared with a buddy only when the user presses "Share my @username".
+    username: str | None = None
 
     @property
     def hinted_language(self) -> str:
@@ -79,3 +81,4 @@ class UserView:
     # Who this is on their channel (a Telegram user id for role checks); None for guests.
     channel: str | None = None
     external_id: str | None = None
+    username: str | None = None  # from this turn's update only (never stored)

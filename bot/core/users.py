@@ -42,6 +42,7 @@ def guest(person: Person) -> UserView:
         display_name=person.display_name,
         channel=person.channel,
         external_id=person.external_id,
+        username=person.username,
     )
 
 
@@ -70,6 +71,8 @@ class Users:
             renamed = person.display_name and person.display_name != stored_name
             if renamed or now - seen >= LAST_SEEN_RESOLUTION:
                 self.journal.touch(Touch(found.id, now, person.display_name if renamed else None))
+        if found is not None and person.username:
+            found = dataclasses.replace(found, username=person.username)
         return found
 
     async def load(self, person: Person) -> UserView:
@@ -86,7 +89,7 @@ class Users:
                 language=person.hinted_language,
                 now=self.clock.now(),
             )
-            return view_of(user)
+            return dataclasses.replace(view_of(user), username=person.username)
 
     async def set_blocked(self, user_id: int, *, blocked: bool) -> bool:
         """Record a block or unblock with its event, in one transaction; True when it changed anything."""

@@ -59,4 +59,5 @@ def person_of(update: Update) -> Person:
         external_id=str(user.id),
         display_name=clean_name(user.full_name),
         language_hint=user.language_code,
+        username=user.username,
     )

@@ -109,12 +109,24 @@ async def canned(update: Update, context: RahnumaContext) -> None:
 
 
 async def press_in_group(update: Update, context: RahnumaContext) -> None:
-    """The Close button under a hand-off post, pressed in the coordinators' group."""
+    """The Close button under a hand-off, or a decision under a buddy report, pressed in the coordinators' group."""
     query = update.callback_query
     chat_id = context.runtime.coordination.settings.chat_id
     if query is None or query.message is None or query.message.chat.id != chat_id or update.effective_user is None:
         return  # not ours: the ordinary button handler answers it
     action = buttons.decode(query.data or "")
+    if isinstance(action, buttons.PairReview):
+        toast = await context.runtime.coordination.peers.review_from_group(
+            coordinator=update.effective_user.id, pair_id=action.pair_id, verb=action.verb
+        )
+        await acknowledge(query, toast)
+        raise ApplicationHandlerStop
+    if isinstance(action, buttons.WinStoryReview):
+        toast = await context.runtime.coordination.peers.review_story(
+            coordinator=update.effective_user.id, story_id=action.story_id, approve=action.verb == "ok"
+        )
+        await acknowledge(query, toast)
+        raise ApplicationHandlerStop
     if not isinstance(action, buttons.HandoffAction) or action.verb != "close":
         await acknowledge(query, context.runtime.library.text("button_expired", "en"))
         raise ApplicationHandlerStop

@@ -87,7 +87,9 @@ async def test_every_button_press_is_answered_so_the_spinner_stops(
 # ---- 5. groups leak private data ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["/privacy", "/progress", "/profile", "/delete_me", "/start", "/language"])
+@pytest.mark.parametrize(
+    "command", ["/privacy", "/progress", "/profile", "/delete_me", "/start", "/language", "/buddy", "/circle"]
+)
 async def test_a_personal_command_in_a_group_points_to_a_private_chat_and_shows_nothing(
     application: RahnumaApplication,
     telegram: ScriptedTelegram,
