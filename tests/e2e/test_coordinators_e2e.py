@@ -193,3 +193,59 @@ async def test_a_trainee_asks_for_a_human_in_roman_urdu_and_a_coordinators_reply
     await in_group.press(f"ho:close:{ticket}", post)
     await asker.wait_for(_with("/human"), within=WITHIN, what="the closing notice")
     await coordinator_bot.assert_healthy_since(checkpoint)
+
+
+SANA_ID = 730_000_020
+BILAL_ID = 730_000_021
+MATCH_WITHIN = 150.0  # the dispatcher plans, and so matches, once a minute
+
+
+def _offers(prefix: str):  # type: ignore[no-untyped-def]
+    return lambda message: any(data.startswith(prefix) for data in message.callback_data)
+
+
+async def test_two_trainees_become_buddies_with_a_double_opt_in_and_talk_only_through_the_bot(
+    coordinator_bot: BotUnderTest, e2e_http: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    """Issue 12 through Telegram: two trainees ask for a buddy at their step; the dispatcher's pass matches them and
+    each gets a card without a username; nothing is introduced until both accept; /b reaches the buddy with Report
+    under it; a report reaches the coordinators' group with numbers, not names. Neither ever sees the other's
+    Telegram username."""
+    checkpoint = await coordinator_bot.checkpoint()
+    sana = _user(e2e_http, emulator, SANA_ID, "Sana")
+    bilal = _user(e2e_http, emulator, BILAL_ID, "Bilal")
+    in_group = _user(e2e_http, emulator, OTHER_COORDINATOR_ID, "Coordinator Omar", group=True)
+
+    for trainee in (sana, bilal):
+        await trainee.send_text("/buddy")
+        asked = await trainee.wait_for(_offers("bw:peer"), within=WITHIN, what="who would help most")
+        await trainee.press("bw:peer", asked)
+        shown = await trainee.wait_for(_offers("bj:peer"), within=WITHIN, what="what a buddy will see")
+        assert trainee.first_name in shown.plain_text and trainee.username not in shown.plain_text
+        await trainee.press(_button(shown, "bj:peer"), shown)
+        await trainee.wait_for(_with("on the list"), within=WITHIN, what="the opt-in confirmation")
+
+    card_for_sana = await sana.wait_for(_offers("bp:yes:"), within=MATCH_WITHIN, what="a card about Bilal")
+    card_for_bilal = await bilal.wait_for(_offers("bp:yes:"), within=WITHIN, what="a card about Sana")
+    assert "Bilal" in card_for_sana.plain_text and "Sana" in card_for_bilal.plain_text
+    assert "@" not in card_for_sana.plain_text + card_for_bilal.plain_text
+
+    await sana.press(_button(card_for_sana, "bp:yes:"), card_for_sana)
+    await sana.wait_for(_with("as soon as Bilal accepts"), within=WITHIN, what="waiting for Bilal")
+    await bilal.press(_button(card_for_bilal, "bp:yes:"), card_for_bilal)
+    await bilal.wait_for(_with("Sana", "buddies now"), within=WITHIN, what="the introduction")
+    await sana.wait_for(_with("Bilal", "buddies now"), within=WITHIN, what="the introduction")
+
+    await sana.send_text("/b Assalam o alaikum! Which gig did you make first?")
+    relayed = await bilal.wait_for(_with("Which gig did you make first?"), within=WITHIN, what="Sana's message")
+    assert "Sana" in relayed.plain_text and _offers("bp:rep:")(relayed)
+    await bilal.press(_button(relayed, "bp:rep:"), relayed)
+    await bilal.wait_for(_with("paused"), within=WITHIN, what="the thanks for the report")
+    report = await in_group.wait_for(_with("Buddy report"), within=WITHIN, what="the report in the group")
+    assert "Which gig" in report.plain_text
+    assert "Sana" not in report.plain_text and "Bilal" not in report.plain_text
+
+    for trainee, other in ((sana, bilal), (bilal, sana)):
+        seen = " ".join(m.plain_text for m in await trainee.chat_history())
+        assert other.username not in seen
+    await coordinator_bot.assert_healthy_since(checkpoint)
