@@ -18,13 +18,12 @@ import asyncio
 import datetime as dt
 import json
 import random
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 
+from bench.common import fresh_database
 from bot.core.clock import FrozenClock
 from bot.core.journal import Journal
 from bot.core.peers import (
@@ -40,7 +39,7 @@ from bot.core.peers import (
 )
 from content.library import Library, load_library
 from storage import peers as stored
-from storage.db import Database, create_engine
+from storage.db import Database
 from storage.migrate import upgrade_async
 from storage.models import CircleMember, MilestoneDone, PeerOptIn, PeerPair, PeerSeat, PlannerCursor, User
 
@@ -51,17 +50,6 @@ LADDER = [
     "chose_skill", "account_created", "profile_complete", "profile_approved", "payment_method_ready",
     "first_proposal_sent", "first_job_won", "first_payment_received", "first_review", "repeat_client",
 ]  # fmt: skip
-
-
-async def fresh_database(url: str | None, name: str) -> str:
-    if url is None:
-        return f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / f'peers-{name}.db'}"
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-    return url
 
 
 def seekers(n: int, rng: random.Random) -> list[Seeker]:
@@ -133,7 +121,7 @@ async def seed_matching(db: Database, n: int, waiting_share: float, rng: random.
 
 
 async def matching_pass(url: str | None, n: int, waiting_share: float, library: Library) -> dict[str, Any]:
-    database_url = await fresh_database(url, f"match-{n}-{waiting_share}")
+    database_url = await fresh_database(url, f"peers-match-{n}-{waiting_share}")
     await upgrade_async(database_url)
     db = Database.connect(database_url)
     try:
@@ -150,7 +138,7 @@ async def matching_pass(url: str | None, n: int, waiting_share: float, library: 
 
 
 async def digest_step(url: str | None, n: int, library: Library) -> dict[str, Any]:
-    database_url = await fresh_database(url, f"digest-{n}")
+    database_url = await fresh_database(url, f"peers-digest-{n}")
     await upgrade_async(database_url)
     db = Database.connect(database_url)
     rng = random.Random(n)
