@@ -41,7 +41,7 @@ from bot.core.types import Person
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.pacing import Pacer
 from bot.delivery.render import message_parts
-from bot.delivery.sender import TelegramSender
+from bot.delivery.sender import BULK_CONNECTIONS, TelegramSender
 from bot.runtime import build_conversation, dispatch_batch_size
 from content.library import load_library
 from storage import broadcasts as stored_broadcasts
@@ -129,11 +129,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     api = FakeBotApi(rate_limit=30, retry_after=1)
     await api.start()
-    # the same connection pools as `rahnuma run`: bot.app.bulk_bot (32) and PTB's application default (256)
+    # the same connection pools as `rahnuma run`: bot.app.bulk_bot's and PTB's application default (256)
     bulk_bot: ExtBot[None] = ExtBot(
         TOKEN,
         base_url=api.bot_api_url,
-        request=HTTPXRequest(connection_pool_size=32, read_timeout=15, write_timeout=15),
+        request=HTTPXRequest(connection_pool_size=BULK_CONNECTIONS, read_timeout=15, write_timeout=15),
     )
     live_bot: ExtBot[Any] = ExtBot(
         TOKEN,

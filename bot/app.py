@@ -40,7 +40,7 @@ from telegram.request import HTTPXRequest
 from bot.core.commands import COMMANDS, user_commands
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.pacing import Pacer
-from bot.delivery.sender import TelegramSender
+from bot.delivery.sender import BULK_CONNECTIONS, TelegramSender
 from bot.handlers import coordinators, groups, membership, private, webhook
 from bot.handlers.context import BotData, RahnumaApplication, RahnumaContext
 from bot.handlers.errors import on_error
@@ -216,7 +216,7 @@ def bulk_bot(settings: Settings) -> ExtBot[None]:
         base_url=api_url,
         base_file_url=file_url_for(api_url),
         defaults=Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)),
-        request=HTTPXRequest(connection_pool_size=32, read_timeout=15, write_timeout=15),
+        request=HTTPXRequest(connection_pool_size=BULK_CONNECTIONS, read_timeout=15, write_timeout=15),
     )
 
 

@@ -129,9 +129,12 @@ class _Stats(tornado.web.RequestHandler):
         self.api = api
 
     def get(self) -> None:
+        """`?chats=FROM-TO` limits the first and last delivery times to those chats (a benchmark's own rows)."""
         delivered = Counter(message.chat_id for message in self.api.sent)
-        first = self.api.sent[0].at if self.api.sent else 0.0
-        last = self.api.sent[-1].at if self.api.sent else 0.0
+        low, _, high = self.get_argument("chats", "").partition("-")
+        times = [m.at for m in self.api.sent if not low or int(low) <= m.chat_id <= int(high)]
+        first = times[0] if times else 0.0
+        last = times[-1] if times else 0.0
         self.finish({"delivered": {str(k): v for k, v in delivered.items()}, "refused": dict(self.api.refused),
                      "first_at": first, "last_at": last, "count": len(self.api.sent)})  # fmt: skip
 

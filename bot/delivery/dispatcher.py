@@ -7,6 +7,7 @@ dispatcher process loses and repeats nothing (claims are leases; see storage/out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -81,6 +82,11 @@ class Dispatcher:
         self.lease = lease
         self.plan_every = plan_every
         self._planned_at: dt.datetime | None = None
+        self._go_aheads = GoAheads(self)
+        self._waiting_for_turn = 0  # claimed rows not yet at their send (or decided without one)
+        self._turn_taken = asyncio.Event()
+        self._deliveries: set[asyncio.Task[None]] = set()  # batches being delivered (a tick does not wait for them)
+        self._stopping = False
 
     # ---- the passes ---------------------------------------------------------------------------------------------
 
@@ -92,10 +98,7 @@ class Dispatcher:
             if self._planned_at is None or now - self._planned_at >= self.plan_every:
                 self._planned_at = now  # an overlapping tick (bot/app.py allows two) does not plan again
                 report.planned = await self.plan(now)
-            deadline = asyncio.get_running_loop().time() + budget
-            while asyncio.get_running_loop().time() < deadline:
-                if not await self.deliver_batch(report):
-                    break
+            await self._pump(report, deadline=asyncio.get_running_loop().time() + budget, wait=False)
         except StorageError as exc:
             log.warning("Dispatcher pass stopped: the database is unavailable (%s); the next tick retries", exc)
         return report
@@ -104,8 +107,7 @@ class Dispatcher:
         """`rahnuma dispatch --once`: one planning pass, then send everything due, then stop."""
         report = DispatchReport()
         report.planned = await self.plan(self.clock.now(), use_cursor=use_cursor)
-        while await self.deliver_batch(report):
-            pass
+        await self._pump(report)
         return report
 
     async def plan(self, now: dt.datetime, *, use_cursor: bool = True) -> int:
@@ -116,22 +118,74 @@ class Dispatcher:
         self._planned_at = now
         return planned
 
-    async def deliver_batch(self, report: DispatchReport) -> bool:
-        """Claim one batch, deliver it, and record every outcome in one transaction; False when nothing was due.
+    async def _pump(self, report: DispatchReport, *, deadline: float | None = None, wait: bool = True) -> None:
+        """Claim and deliver batches until nothing is due or the deadline passes; with `wait`, until all are done.
 
-        Recording per batch (not per message) halves the database work per message. A crash before the record
-        leaves the batch's sent rows claimed with `sending_at` set: after the lease they are repeated
-        (at-least-once kinds) or marked `uncertain` (the others), so at most the batch in flight is affected.
+        The next batch is claimed while the previous one is still being sent, as soon as fewer than a quarter of a
+        batch wait for their turn: waiting for a whole batch to finish (its slowest send, then its record) left the
+        sender idle between batches and capped 200/s near half of that. Claiming no more than the sender can start
+        soon leaves the rest due for other dispatcher processes, and a long retry_after pause claims nothing more.
+        A tick does not wait for its last batches (`wait=False`): the next tick claims while they finish, and
+        `release()` waits for them at shutdown.
         """
+        loop = asyncio.get_running_loop()
+        started: list[asyncio.Task[None]] = []
+        try:
+            while (deadline is None or loop.time() < deadline) and not self._stopping:
+                if self._waiting_for_turn > self.batch_size // 4:
+                    self._turn_taken.clear()
+                    timeout = None if deadline is None else max(0.0, deadline - loop.time())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._turn_taken.wait(), timeout)
+                    continue
+                claimed = await self._claim()
+                if not claimed:
+                    break
+                report.claimed += len(claimed)
+                delivery = asyncio.create_task(self._deliver_batch(claimed, report))
+                self._deliveries.add(delivery)
+                delivery.add_done_callback(self._delivery_done)
+                started.append(delivery)
+        finally:
+            if wait:
+                results = await asyncio.gather(*started, return_exceptions=True)
+        for result in results if wait else ():
+            if isinstance(result, BaseException):
+                raise result
+
+    def _delivery_done(self, delivery: asyncio.Task[None]) -> None:
+        self._deliveries.discard(delivery)
+        if not delivery.cancelled() and isinstance(delivery.exception(), StorageError):
+            log.warning(
+                "Dispatcher could not record a batch (%s); its rows wait for their leases", delivery.exception()
+            )
+
+    async def deliver_batch(self, report: DispatchReport) -> bool:
+        """Claim one batch and deliver it, step by step (tests); False when nothing was due."""
+        claimed = await self._claim()
+        if not claimed:
+            return False
+        report.claimed += len(claimed)
+        await self._deliver_batch(claimed, report)
+        return True
+
+    async def _claim(self) -> list[Claimed]:
         now = self.clock.now()
         async with self.db.write() as session:
             await stored_outbox.release_expired_leases(session, now=now)
             claimed = await stored_outbox.claim_due(
                 session, now=now, limit=self.batch_size, worker=self.worker, lease=self.lease
             )
-        if not claimed:
-            return False
-        report.claimed += len(claimed)
+        self._waiting_for_turn += len(claimed)
+        return claimed
+
+    async def _deliver_batch(self, claimed: list[Claimed], report: DispatchReport) -> None:
+        """Deliver one claimed batch, and record every outcome in one transaction.
+
+        Recording per batch (not per message) halves the database work per message. A crash before the record
+        leaves the batch's sent rows claimed with `sending_at` set: after the lease they are repeated
+        (at-least-once kinds) or marked `uncertain` (the others), so at most the batches in flight are affected.
+        """
         results = await asyncio.gather(*(self._deliver(row) for row in claimed), return_exceptions=True)
         done: list[Outcome] = []
         for row, result in zip(claimed, results, strict=True):
@@ -146,10 +200,15 @@ class Dispatcher:
         await self._record(done)
         for outcome in done:
             report.outcomes[outcome.label] += 1
-        return True
 
     async def release(self) -> int:
-        """Graceful shutdown: hand back the rows this process claimed but did not start sending."""
+        """Graceful shutdown: let the sends under way finish, then hand back the rows this process claimed but did
+        not start sending (their go-ahead says no from now on)."""
+        self._stopping = True
+        try:
+            await asyncio.gather(*self._deliveries, return_exceptions=True)
+        finally:
+            self._stopping = False
         try:
             async with self.db.write() as session:
                 return await stored_outbox.release_claims_of(session, worker=self.worker)
@@ -161,6 +220,13 @@ class Dispatcher:
 
     async def _deliver(self, row: Claimed) -> Outcome:
         """Decide and, if due, send one row; the outcome is recorded with the rest of its batch."""
+        turn = _Turn(self)
+        try:
+            return await self._decide_and_send(row, turn)
+        finally:
+            turn.take()
+
+    async def _decide_and_send(self, row: Claimed, turn: _Turn) -> Outcome:
         now = self.clock.now()
         proactive = POLICIES[row.kind].proactive if row.kind in POLICIES else True
         if row.expires_at is not None and now > row.expires_at:
@@ -182,10 +248,8 @@ class Dispatcher:
 
         async def go_ahead() -> bool:
             """Right before the request leaves: still ours and unsent (not cancelled, not re-leased)?"""
-            async with self.db.write() as session:
-                return await stored_outbox.start_sending(
-                    session, message_id=row.id, worker=self.worker, now=self.clock.now(), lease=self.lease
-                )
+            turn.take()
+            return not self._stopping and await self._go_aheads.ask(row.id)
 
         result = await self.sender.send(row.chat_id, row.payload, go_ahead=go_ahead)
         return self._outcome_of_send(row, result)
@@ -212,27 +276,28 @@ class Dispatcher:
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         """Every outcome of a batch, with its events, in one transaction."""
-        if not any(outcome.status for outcome in outcomes):
+        settlements = [
+            stored_outbox.Settlement(
+                message_id=outcome.row.id,
+                status=outcome.status,
+                error=outcome.error,
+                not_before=outcome.not_before,
+                telegram_message_id=outcome.telegram_message_id,
+            )  # fmt: skip
+            for outcome in outcomes
+            if outcome.status is not None
+        ]
+        if not settlements:
             return
         now = self.clock.now()
         events: list[NewEvent] = []
         async with self.db.write() as session:
+            settled = await stored_outbox.settle(session, worker=self.worker, now=now, settlements=settlements)
             for outcome in outcomes:
                 row = outcome.row
-                if outcome.status is None:
+                if row.id not in settled or outcome.status in (None, "pending"):
                     continue
-                if outcome.status == "pending":
-                    assert outcome.not_before is not None
-                    await stored_outbox.reschedule(
-                        session, message_id=row.id, worker=self.worker, not_before=outcome.not_before,
-                        error=outcome.error,
-                    )  # fmt: skip
-                    continue
-                done = await stored_outbox.finish(
-                    session, message_id=row.id, worker=self.worker, status=outcome.status, now=now,
-                    telegram_message_id=outcome.telegram_message_id, error=outcome.error,
-                )  # fmt: skip
-                if done and outcome.event is not None:
+                if outcome.event is not None:
                     data = {"outbox_id": row.id, **{k: v for k, v in (row.meta or {}).items() if k != "withhold"}}
                     events.append(NewEvent(kind=outcome.event, at=now, user_id=row.user_id, data=data))
                 if outcome.recipient_blocked and row.user_id is not None:
@@ -247,6 +312,70 @@ class Dispatcher:
                             )
                         )
             await add_events(session, events=events)
+
+
+class _Turn:
+    """One claimed row's place in the queue: taken when its send's moment comes, or when it needs no send."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._taken = False
+
+    def take(self) -> None:
+        if not self._taken:
+            self._taken = True
+            self._dispatcher._waiting_for_turn -= 1
+            self._dispatcher._turn_taken.set()
+
+
+class GoAheads:
+    """Group commit for the go-aheads: every send whose turn comes while one go-ahead transaction runs shares the
+    next one, so the dispatcher writes a few times a second instead of once per message.
+
+    Each send still waits for its own row's `sending_at` to be committed before its request leaves (what keeps a
+    crash from sending a row twice); at 200 messages a second, one transaction per send serialised on the write
+    lock and capped the rate near 80/s (docs/BENCHMARKS.md).
+    """
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._waiting: dict[int, asyncio.Future[bool]] = {}
+        self._writer: asyncio.Task[None] | None = None
+
+    async def ask(self, message_id: int) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[message_id] = future
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_while_waiting())
+        return await future
+
+    async def _write_while_waiting(self) -> None:
+        batch: dict[int, asyncio.Future[bool]] = {}
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, {}
+                try:
+                    ours = await self._start_sending(list(batch))
+                except Exception as exc:  # StorageError: the sends fail and their rows are left to lease recovery
+                    for future in batch.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for message_id, future in batch.items():
+                    if not future.done():
+                        future.set_result(message_id in ours)
+        finally:  # cancelled at shutdown: no send waits for ever
+            for future in (*batch.values(), *self._waiting.values()):
+                if not future.done():
+                    future.cancel()
+
+    async def _start_sending(self, message_ids: list[int]) -> set[int]:
+        dispatcher = self._dispatcher
+        async with dispatcher.db.write() as session:
+            return await stored_outbox.start_sending(
+                session, message_ids=message_ids, worker=dispatcher.worker, now=dispatcher.clock.now(),
+                lease=dispatcher.lease,
+            )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,7 @@ async def test_a_lease_that_runs_out_returns_the_row_and_a_started_nudge_becomes
             assert stored is not None
             if stored.dedupe_key.startswith("sending"):
                 await stored_outbox.start_sending(
-                    session, message_id=row.id, worker="dead", now=clock.now(), lease=lease
+                    session, message_ids=[row.id], worker="dead", now=clock.now(), lease=lease
                 )
     clock.advance(minutes=2)
     report = await dispatcher_for(committed_db, clock, sender).run_once()

@@ -119,12 +119,12 @@ async def test_a_dispatcher_killed_mid_send_loses_nothing_and_repeats_at_most_th
 
 
 async def test_two_dispatchers_at_once_never_send_the_same_row(committed_db: Database, database_url: str) -> None:
-    """Two `rahnuma dispatch --once` processes on one database: 300 rows, each sent exactly once, and both
+    """Two `rahnuma dispatch --once` processes on one database: 600 rows, each sent exactly once, and both
     processes did part of the work (on PostgreSQL through FOR UPDATE SKIP LOCKED; SQLite serialises claims)."""
     api = FakeBotApi()
     await api.start()
     try:
-        chats = await fill(committed_db, {"broadcast": 300}, first_chat=60_000)
+        chats = await fill(committed_db, {"broadcast": 600}, first_chat=60_000)
         env = env_for(database_url, api, RAHNUMA_SEND_RATE="200")
         first, second = await asyncio.gather(run_dispatch(env), run_dispatch(env))
         # On a loaded machine a row can meet a busy database and stay claimed until its lease expires: one more
