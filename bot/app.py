@@ -268,10 +268,10 @@ def schedule_dispatcher(job_queue: JobQueue[Any], dispatcher: Dispatcher, *, int
         interval=interval,
         first=interval,
         name="outbox-dispatcher",
-        # A late tick runs once (coalesced), however late. Two may overlap: a tick that runs past its second
-        # would otherwise make APScheduler skip the next one (max instances reached) and leave the sender idle
-        # for the rest of that second, about half the configured rate (bench/broadcast.py). Overlapping ticks
-        # share one Pacer (the rate stays the rate) and claims are leases (no row is sent twice).
+        # A late tick runs once (coalesced), however late. A tick returns at its deadline without waiting for its
+        # last batches (the next tick claims beside them); two may still overlap when a claim runs past the second,
+        # so APScheduler never skips one and leaves the sender idle. Overlapping ticks share one Pacer (the rate
+        # stays the rate) and claims are leases (no row is sent twice).
         job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 2},
     )
 
