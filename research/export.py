@@ -21,7 +21,7 @@ from typing import IO, Any, Literal, Protocol
 from content.library import Library
 from research.kanon import Generalisation, K
 from research.pseudonyms import Pseudonyms
-from research.schema import Field, Row, Table, datapackage
+from research.schema import Batch, Columns, Field, Row, Table, datapackage
 from research.tables import TABLES
 from storage import research as stored
 from storage.db import Database, Session
@@ -89,7 +89,7 @@ class Progress:
 
 
 class Writer(Protocol):
-    def write(self, rows: Sequence[Row]) -> None: ...
+    def write(self, rows: Batch) -> None: ...
     def close(self) -> None: ...
 
 
@@ -100,7 +100,9 @@ class CsvWriter:
         self._csv.writerow([f.name for f in fields])
         self._bools = [i for i, f in enumerate(fields) if f.type == "boolean"]
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, rows: Batch) -> None:
+        if isinstance(rows, Columns):
+            rows = rows.rows()
         if self._bools:
             rows = [_csv_booleans(row, self._bools) for row in rows]
         self._csv.writerows(rows)
@@ -141,12 +143,13 @@ class ParquetWriter:
         )
         self._writer = pq.ParquetWriter(str(path), self._schema, compression="zstd")
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, rows: Batch) -> None:
         if not rows:
             return
         pa, pc = self._pa, self._pc
+        columns = rows.values if isinstance(rows, Columns) else list(zip(*rows, strict=True))
         arrays = []
-        for f, values, target in zip(self._fields, zip(*rows, strict=True), self._schema.types, strict=True):
+        for f, values, target in zip(self._fields, columns, self._schema.types, strict=True):
             if f.type == "datetime":
                 parsed = pc.strptime(pa.array(values, pa.string()), format="%Y-%m-%dT%H:%M:%SZ", unit="s")
                 arrays.append(parsed.cast(target))
