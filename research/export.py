@@ -7,13 +7,15 @@ the number of people.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import gc
 import hashlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -126,13 +128,12 @@ class ParquetWriter:
     def __init__(self, path: Path, fields: Sequence[Field]) -> None:
         try:
             import pyarrow as pa
-            import pyarrow.compute as pc
             import pyarrow.parquet as pq
         except ImportError:  # pragma: no cover - make install installs it
             raise ExportError(
                 "Parquet needs pyarrow: `pip install -e '.[research]'` (make install does), or use --format csv"
             ) from None
-        self._pa, self._pc = pa, pc
+        self._pa = pa
         types = {
             "string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
             "datetime": pa.timestamp("ms", tz="UTC"), "date": pa.date32(),
@@ -141,18 +142,18 @@ class ParquetWriter:
         self._schema = pa.schema(
             [pa.field(f.name, types[f.type], metadata={"description": f.description}) for f in fields]
         )
+        self._seconds = pa.timestamp("s", tz="UTC")
         self._writer = pq.ParquetWriter(str(path), self._schema, compression="zstd")
 
     def write(self, rows: Batch) -> None:
         if not rows:
             return
-        pa, pc = self._pa, self._pc
+        pa = self._pa
         columns = rows.values if isinstance(rows, Columns) else list(zip(*rows, strict=True))
         arrays = []
         for f, values, target in zip(self._fields, columns, self._schema.types, strict=True):
-            if f.type == "datetime":
-                parsed = pc.strptime(pa.array(values, pa.string()), format="%Y-%m-%dT%H:%M:%SZ", unit="s")
-                arrays.append(parsed.cast(target))
+            if f.type == "datetime":  # ISO 8601 text with Z: a cast parses it, four times faster than strptime
+                arrays.append(pa.array(values, pa.string()).cast(self._seconds).cast(target))
             else:
                 arrays.append(pa.array(values, target))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
@@ -181,6 +182,20 @@ def sha256_of(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while a table streams: a batch allocates tens of thousands of short-lived
+    tuples and dicts (freed by reference counting, none in a cycle), and the collections they triggered walked every
+    live object again and again: a third of the event log's time. On again afterwards (also inside the bot)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -219,10 +234,11 @@ async def export(
             rows_written = 0
             try:
                 if table.rows is not None:
-                    async for rows in table.rows(ctx):
-                        writer.write(rows)
-                        rows_written += len(rows)
-                        bar.advance(len(rows))
+                    with collector_paused():
+                        async for rows in table.rows(ctx):
+                            writer.write(rows)
+                            rows_written += len(rows)
+                            bar.advance(len(rows))
             finally:
                 writer.close()
             bar.finish()

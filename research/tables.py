@@ -204,7 +204,7 @@ async def _events(ctx: Any) -> AsyncIterator[Columns]:
         details = _data_columns(kinds, stored.json_objects(raw), ctx.pseudonyms)
         yield Columns(
             (
-                [pid(u) for u in users], ats, kinds, details[0], intents,
+                list(map(pid, users)), ats, kinds, details[0], intents,
                 [None if c is None else round(c, 4) for c in confidences], articles, sources,
                 [None if x is None else round(x, 1) for x in latencies], *details[1:],
                 _words(users, texts, consenting),
