@@ -24,10 +24,10 @@ from sqlalchemy import (
     Text,
     and_,
     case,
+    cast,
     func,
     literal,
     select,
-    type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -205,10 +205,11 @@ def rows_in_period(model: Any, column: Any, period: Period, *conditions: ColumnE
 
 def users_query(period: Period) -> Query:
     """Users who had started by the end of the period (profile and consent state as they are now); the start and
-    last-seen weeks come as week numbers (`monday_of`), computed by the database."""
+    last-seen weeks come as week numbers (`monday_of`), computed by the database. JSON columns are cast to text in
+    SQL, so both backends hand over the same text (asyncpg decoded them, and a list broke the cached decoding)."""
     query = select(
         User.id, week_index(User.created_at), User.channel, User.language, User.skill,
-        type_coerce(User.platforms, Text), User.city, User.research_consent, User.consent_version, User.nudge_pace,
+        cast(User.platforms, Text), User.city, User.research_consent, User.consent_version, User.nudge_pace,
         User.blocked_at.is_not(None), User.proactive_stopped_at.is_not(None), week_index(User.last_seen_at),
     ).order_by(User.id)  # fmt: skip
     if period.until is not None:
@@ -230,7 +231,7 @@ def events_query(period: Period) -> Query:
             Event.article_id,
             Event.nlu_source,
             Event.latency_ms,
-            type_coerce(Event.data, Text),
+            cast(Event.data, Text),
             case((Event.kind.in_(TEXT_KINDS), Event.text)),
         )  # fmt: skip
         .where(*period.of(Event.at))
