@@ -181,7 +181,7 @@ def _data_columns(kinds: Sequence[str], datas: Sequence[dict[str, Any] | None], 
                 columns[position][index] = value if type(value) is wanted else convert(value)
         kind = kinds[index]
         if kind in _NUDGE_ID_KINDS and (outbox := _int(data.get("outbox_id"))) is not None:
-            nudge_ids[index] = pseudonyms.of("outbox", outbox)
+            nudge_ids[index] = pseudonyms.outbox(outbox)
         elif kind == EventKind.SEND_FAILED and data.get("reason"):
             reasons[index] = scrub(str(data["reason"]))[:200]
     return columns
@@ -197,14 +197,13 @@ def _words(users: Sequence[int | None], texts: Sequence[str | None], consenting:
 
 async def _events(ctx: Any) -> AsyncIterator[Columns]:
     """Column by column: a million events are a million tuples fewer."""
-    pid = ctx.pseudonyms.user
     consenting = await stored.consenting_names(ctx.session)
     async for rows in stored.stream(ctx.session, stored.events_query(ctx.period)):
         users, ats, kinds, intents, confidences, articles, sources, latencies, raw, texts = zip(*rows, strict=True)
         details = _data_columns(kinds, stored.json_objects(raw), ctx.pseudonyms)
         yield Columns(
             (
-                list(map(pid, users)), ats, kinds, details[0], intents,
+                ctx.pseudonyms.users(users), ats, kinds, details[0], intents,
                 [None if c is None else round(c, 4) for c in confidences], articles, sources,
                 [None if x is None else round(x, 1) for x in latencies], *details[1:],
                 _words(users, texts, consenting),
