@@ -1,8 +1,8 @@
 """`rahnuma export`: pseudonymised tables, a Frictionless datapackage.json and a manifest, streamed to a folder.
 
 Each table is read in batches and written as it comes (CSV rows, or Parquet row groups through one ParquetWriter),
-so memory stays flat however long the event log is; only the pseudonym cache and the k-anonymity counts grow, with
-the number of people.
+so memory stays flat however long the event log is; only the pseudonym cache, the k-anonymity counts and the names of
+the people who consent (to scrub from their own words) grow, with the number of people.
 """
 
 from __future__ import annotations
