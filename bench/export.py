@@ -1,10 +1,13 @@
 """Benchmark: `rahnuma export --format parquet` over a demo database, timed with its peak memory.
 
     python -m bench.export --database-url sqlite+aiosqlite:////tmp/bench.db [--users 100000] [--events 1000000]
+        [--time-ordered]
 
-Fills the database with `rahnuma demo-data` when it has fewer than `--users` people, picks the period that holds
-`--events` events (the latest ones), then runs the real CLI as a child process twice: over that period and over a
-quarter of it, so the peak RSS of a 4× larger export shows whether memory stays flat. Prints a Markdown table row.
+Fills the database with `rahnuma demo-data` when it has fewer than `--users` people (with `--time-ordered`, then
+measures on a copy whose event table is in time order, as the bot writes it: bench/common.py), picks the period
+that holds `--events` events (the latest ones), then runs the real CLI as a child process twice: over that period
+and over a quarter of it, so the peak RSS of a 4× larger export shows whether memory stays flat. Prints a Markdown
+table row.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.common import time_ordered_copy
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Event, User
@@ -64,12 +68,17 @@ def _run_export(url: str, out: Path, since: dt.datetime | None, fmt: str) -> tup
     return seconds, after.ru_maxrss, result.stderr.strip().splitlines()[-1], cpu
 
 
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--users", type=int, default=30_000, help="demo users to have (added when fewer)")
     parser.add_argument("--events", type=int, default=1_000_000, help="events to export")
     parser.add_argument("--format", choices=["csv", "parquet"], default="parquet")
+    parser.add_argument("--time-ordered", action="store_true", help="measure on a copy with events in time order")
     args = parser.parse_args()
     upgrade(args.database_url)
     users, total, since, since_quarter = asyncio.run(_state(args.database_url, args.events))
@@ -80,15 +89,19 @@ def main() -> int:
             env={**os.environ, "DATABASE_URL": args.database_url}, check=True,
         )  # fmt: skip
         users, total, since, since_quarter = asyncio.run(_state(args.database_url, args.events))
+    if args.time_ordered:
+        args.database_url = time_ordered_copy(args.database_url)
+        users, total, since, since_quarter = asyncio.run(_state(args.database_url, args.events))
     if total < args.events:
         print(f"only {total:,} events: raise --users", file=sys.stderr)
         return 1
-    print(f"# {platform.node()}: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {users:,} users, "
-          f"{total:,} events in the database", file=sys.stderr)  # fmt: skip
+    print(f"# {platform.node()}: {os.cpu_count()} cores, load {_load()} at the start; {users:,} users, "
+          f"{total:,} events in {args.database_url}", file=sys.stderr)  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         quarter = _run_export(args.database_url, Path(folder) / "quarter", since_quarter, args.format)
         full = _run_export(args.database_url, Path(folder) / "full", since, args.format)
         size = sum(p.stat().st_size for p in (Path(folder) / "full").iterdir())
+    print(f"# load {_load()} at the end", file=sys.stderr)
     print(f"quarter: {quarter[2]}", file=sys.stderr)
     print(f"full:    {full[2]}", file=sys.stderr)
     print("| events | format | wall | CPU (user+sys) | peak RSS | files |")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from content import yamlio
 
 CONTENT_DIR = Path(__file__).resolve().parent
 LANGUAGES = ("en", "ur")
@@ -51,7 +51,7 @@ class CoordinatorContent:
 
 
 def _yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    return yamlio.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def load_risk(path: Path = CONTENT_DIR / "risk.yml") -> RiskBook:

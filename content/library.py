@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
+from content import yamlio
 from content.nudges import NudgeBook, check_nudges, load_nudges
 
 CONTENT_DIR = Path(__file__).resolve().parent
@@ -107,7 +108,7 @@ def parse_article(path: Path) -> Article:
     if not match:
         raise ContentError(f"{path.name}: missing YAML front matter between '---' lines")
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yamlio.safe_load(match.group(1)) or {}
     except yaml.YAMLError as exc:
         raise ContentError(f"{path.name}: front matter is not valid YAML: {exc}") from exc
     if not isinstance(meta, dict):
@@ -156,7 +157,7 @@ def _split_sections(name: str, text: str) -> dict[str, str]:
 
 
 def _load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    return yamlio.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def load_library(directory: Path = CONTENT_DIR) -> Library:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from content import yamlio
 
 TriggerType = Literal["joined", "inactive", "stuck", "milestone", "weekly_effort"]
 TRIGGER_TYPES: tuple[str, ...] = ("joined", "inactive", "stuck", "milestone", "weekly_effort")
@@ -68,7 +68,7 @@ class NudgeBook:
 
 
 def load_nudges(path: Path) -> NudgeBook:
-    raw: dict[str, Any] = (yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None) or {}
+    raw: dict[str, Any] = (yamlio.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None) or {}
     rules = []
     for item in raw.get("rules") or []:
         trigger = item.get("trigger") or {}

@@ -1,19 +1,21 @@
 """`rahnuma export`: pseudonymised tables, a Frictionless datapackage.json and a manifest, streamed to a folder.
 
 Each table is read in batches and written as it comes (CSV rows, or Parquet row groups through one ParquetWriter),
-so memory stays flat however long the event log is; only the pseudonym cache and the k-anonymity counts grow, with
-the number of people.
+so memory stays flat however long the event log is; only the pseudonym cache, the k-anonymity counts and the names of
+the people who consent (to scrub from their own words) grow, with the number of people.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import gc
 import hashlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
@@ -21,7 +23,7 @@ from typing import IO, Any, Literal, Protocol
 from content.library import Library
 from research.kanon import Generalisation, K
 from research.pseudonyms import Pseudonyms
-from research.schema import Field, Row, Table, datapackage
+from research.schema import Batch, Columns, Field, Row, Table, datapackage
 from research.tables import TABLES
 from storage import research as stored
 from storage.db import Database, Session
@@ -89,7 +91,7 @@ class Progress:
 
 
 class Writer(Protocol):
-    def write(self, rows: Sequence[Row]) -> None: ...
+    def write(self, rows: Batch) -> None: ...
     def close(self) -> None: ...
 
 
@@ -100,7 +102,9 @@ class CsvWriter:
         self._csv.writerow([f.name for f in fields])
         self._bools = [i for i, f in enumerate(fields) if f.type == "boolean"]
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, rows: Batch) -> None:
+        if isinstance(rows, Columns):
+            rows = rows.rows()
         if self._bools:
             rows = [_csv_booleans(row, self._bools) for row in rows]
         self._csv.writerows(rows)
@@ -124,13 +128,12 @@ class ParquetWriter:
     def __init__(self, path: Path, fields: Sequence[Field]) -> None:
         try:
             import pyarrow as pa
-            import pyarrow.compute as pc
             import pyarrow.parquet as pq
         except ImportError:  # pragma: no cover - make install installs it
             raise ExportError(
                 "Parquet needs pyarrow: `pip install -e '.[research]'` (make install does), or use --format csv"
             ) from None
-        self._pa, self._pc = pa, pc
+        self._pa = pa
         types = {
             "string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
             "datetime": pa.timestamp("ms", tz="UTC"), "date": pa.date32(),
@@ -139,17 +142,18 @@ class ParquetWriter:
         self._schema = pa.schema(
             [pa.field(f.name, types[f.type], metadata={"description": f.description}) for f in fields]
         )
+        self._seconds = pa.timestamp("s", tz="UTC")
         self._writer = pq.ParquetWriter(str(path), self._schema, compression="zstd")
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, rows: Batch) -> None:
         if not rows:
             return
-        pa, pc = self._pa, self._pc
+        pa = self._pa
+        columns = rows.values if isinstance(rows, Columns) else list(zip(*rows, strict=True))
         arrays = []
-        for f, values, target in zip(self._fields, zip(*rows, strict=True), self._schema.types, strict=True):
-            if f.type == "datetime":
-                parsed = pc.strptime(pa.array(values, pa.string()), format="%Y-%m-%dT%H:%M:%SZ", unit="s")
-                arrays.append(parsed.cast(target))
+        for f, values, target in zip(self._fields, columns, self._schema.types, strict=True):
+            if f.type == "datetime":  # ISO 8601 text with Z: a cast parses it, four times faster than strptime
+                arrays.append(pa.array(values, pa.string()).cast(self._seconds).cast(target))
             else:
                 arrays.append(pa.array(values, target))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
@@ -178,6 +182,20 @@ def sha256_of(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while a table streams: a batch allocates tens of thousands of short-lived
+    tuples and dicts (freed by reference counting, none in a cycle), and the collections they triggered walked every
+    live object again and again: a third of the event log's time. On again afterwards (also inside the bot)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -216,10 +234,11 @@ async def export(
             rows_written = 0
             try:
                 if table.rows is not None:
-                    async for rows in table.rows(ctx):
-                        writer.write(rows)
-                        rows_written += len(rows)
-                        bar.advance(len(rows))
+                    with collector_paused():
+                        async for rows in table.rows(ctx):
+                            writer.write(rows)
+                            rows_written += len(rows)
+                            bar.advance(len(rows))
             finally:
                 writer.close()
             bar.finish()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
+from functools import lru_cache, partial
 
 SALT_VARIABLE = "RAHNUMA_RESEARCH_SALT"
 MIN_SALT_CHARS = 32
@@ -44,6 +46,9 @@ class Pseudonyms:
         self._key = check_salt(salt).encode()
         self.key_id = key_id(self._key.decode())
         self._users: dict[int, str] = {}
+        # A nudge's events (planned, sent, opened, answered) come within days of each other in the time-ordered log:
+        # a bounded cache spares most of their HMACs without growing with the log.
+        self.outbox = lru_cache(maxsize=1 << 16)(partial(self.of, "outbox"))
 
     def of(self, kind: str, value: int) -> str:
         return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
@@ -56,3 +61,8 @@ class Pseudonyms:
         if found is None:
             found = self._users[user_id] = self.of("user", user_id)
         return found
+
+    def users(self, user_ids: Iterable[int | None]) -> list[str | None]:
+        """`user` for a column of ids, with the cache read inline (a million calls fewer for the event log)."""
+        known = self._users
+        return [known[u] if u in known else self.user(u) for u in user_ids]

@@ -13,7 +13,24 @@ if TYPE_CHECKING:
 
 FieldType = Literal["string", "integer", "number", "boolean", "datetime", "date"]
 Row = tuple[Any, ...]
-RowSource = Callable[["ExportContext"], AsyncIterator[Sequence[Row]]]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A batch as one sequence per field, in field order: the event log is built column by column (no tuple per
+    row), and the Parquet writer converts each column in one call."""
+
+    values: Sequence[Sequence[Any]]
+
+    def __len__(self) -> int:
+        return len(self.values[0]) if self.values else 0
+
+    def rows(self) -> list[Row]:
+        return list(zip(*self.values, strict=True))
+
+
+Batch = Sequence[Row] | Columns
+RowSource = Callable[["ExportContext"], AsyncIterator[Batch]]
 CountQuery = Callable[["ExportContext"], Any]  # a light query whose rows the progress bar counts
 
 
@@ -40,8 +57,8 @@ class Field:
 
 @dataclass(frozen=True)
 class Table:
-    """One exported file. `rows` yields batches of tuples in field order; None: nothing feeds it yet (an empty file
-    with its header, so a researcher's script works before the feature lands)."""
+    """One exported file. `rows` yields batches of tuples in field order (or `Columns`); None: nothing feeds it yet
+    (an empty file with its header, so a researcher's script works before the feature lands)."""
 
     name: str
     title: str

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from research.kanon import QI, cohort_of_week, generalise, normalise_city, normalise_skill, platform_key_of_json
-from research.schema import Field, Row, Table
+from research.schema import Columns, Field, Row, Table
 from research.scrub import scrub
 from storage import research as stored
 from storage.codebook import Decision, EventKind
@@ -181,26 +181,34 @@ def _data_columns(kinds: Sequence[str], datas: Sequence[dict[str, Any] | None], 
                 columns[position][index] = value if type(value) is wanted else convert(value)
         kind = kinds[index]
         if kind in _NUDGE_ID_KINDS and (outbox := _int(data.get("outbox_id"))) is not None:
-            nudge_ids[index] = pseudonyms.of("outbox", outbox)
+            nudge_ids[index] = pseudonyms.outbox(outbox)
         elif kind == EventKind.SEND_FAILED and data.get("reason"):
             reasons[index] = scrub(str(data["reason"]))[:200]
     return columns
 
 
-async def _events(ctx: Any) -> AsyncIterator[Sequence[Row]]:
-    pid = ctx.pseudonyms.user
+def _words(users: Sequence[int | None], texts: Sequence[str | None], consenting: dict[int, str | None]) -> list[Any]:
+    """The `text` column: words only of people who consent now, scrubbed (their own name too)."""
+    return [
+        None if text is None or user not in consenting else scrub(text, names=(consenting[user],))
+        for user, text in zip(users, texts, strict=True)
+    ]
+
+
+async def _events(ctx: Any) -> AsyncIterator[Columns]:
+    """Column by column: a million events are a million tuples fewer."""
+    consenting = await stored.consenting_names(ctx.session)
     async for rows in stored.stream(ctx.session, stored.events_query(ctx.period)):
-        users, ats, kinds, intents, confidences, articles, sources, latencies, raw, texts, names = zip(
-            *rows, strict=True
-        )
-        details = _data_columns(kinds, [stored.json_of(d) for d in raw], ctx.pseudonyms)
-        columns: list[Sequence[Any]] = [
-            [pid(u) for u in users], ats, kinds, details[0], intents,
-            [None if c is None else round(c, 4) for c in confidences], articles, sources,
-            [None if x is None else round(x, 1) for x in latencies], *details[1:],
-            [None if text is None else scrub(text, names=(name,)) for text, name in zip(texts, names, strict=True)],
-        ]  # fmt: skip
-        yield list(zip(*columns, strict=True))
+        users, ats, kinds, intents, confidences, articles, sources, latencies, raw, texts = zip(*rows, strict=True)
+        details = _data_columns(kinds, stored.json_objects(raw), ctx.pseudonyms)
+        yield Columns(
+            (
+                ctx.pseudonyms.users(users), ats, kinds, details[0], intents,
+                [None if c is None else round(c, 4) for c in confidences], articles, sources,
+                [None if x is None else round(x, 1) for x in latencies], *details[1:],
+                _words(users, texts, consenting),
+            )
+        )  # fmt: skip
 
 
 EVENTS = Table(

@@ -4,6 +4,7 @@ column, and pseudonyms are stable under one key and unlinkable across keys."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ from bot.core.conversation import Conversation
 from bot.core.types import Person
 from bot.settings import PROJECT_ROOT, load_settings
 from content.library import Library
+from research.demo import fill
 from research.export import export
 from research.kanon import OTHER, QI, generalise
 from research.pseudonyms import Pseudonyms, SaltError, key_id
@@ -23,7 +25,7 @@ from research.schema import codebook_markdown
 from research.tables import TABLES
 from storage.codebook import EventKind
 from storage.db import Database
-from storage.research import Period
+from storage.research import Period, json_objects
 
 SALT = "test-salt-for-research-exports-0123456789"
 OTHER_SALT = "another-salt-for-research-exports-9876543210"
@@ -89,7 +91,7 @@ async def test_no_exported_file_names_or_ids_anyone(
 ) -> None:
     """Telegram ids, names, the @username and the phone, e-mail and CNIC typed are in no file, in any format."""
     await seed(conversation)
-    result = await export(db, out=tmp_path, salt=SALT, library=library, fmt=fmt, progress=None)  # type: ignore[arg-type]
+    result = await export(db, out=tmp_path, salt=SALT, library=library, fmt=fmt, progress=None)
     text = exported_text(tmp_path).casefold()
     found = [secret for secret in FORBIDDEN if secret.casefold() in text]
     assert found == []
@@ -237,3 +239,51 @@ def test_parquet_keeps_the_types(tmp_path: Path) -> None:
     assert str(schema.field("done_at").type) == "timestamp[ms, tz=UTC]"
     assert str(schema.field("rung").type) == "int64"
     assert {f.name for f in USERS.fields if f.type == "boolean"} == {"research_consent", "blocked", "proactive_stopped"}
+
+
+def _as_csv(value: object) -> str:
+    """A Parquet value as the CSV writer writes it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+async def test_both_formats_carry_the_same_rows_and_each_nudge_knows_its_button_presses(
+    db: Database, library: Library, tmp_path: Path
+) -> None:
+    """The event log is built column by column, the other tables row by row: CSV and Parquet hold the same values
+    either way. A nudge is `opened` exactly when a `nudge_opened` event names it (the presses are grouped once)."""
+    from tests.conftest import TEST_NOW
+
+    await fill(db, library=library, users=120, seed=5, until=TEST_NOW, weeks=6)
+    for fmt in ("csv", "parquet"):
+        await export(db, out=tmp_path / fmt, salt=SALT, library=library, fmt=fmt, progress=None)
+    for table in TABLES:
+        parquet = [
+            {name: _as_csv(value) for name, value in row.items()} for row in rows_of(tmp_path / "parquet", table.name)
+        ]
+        assert rows_of(tmp_path / "csv", table.name) == parquet, table.name
+    events, nudges = rows_of(tmp_path / "csv", "events"), rows_of(tmp_path / "csv", "nudges")
+    pressed = {e["nudge_id"] for e in events if e["kind"] == EventKind.NUDGE_OPENED}
+    assert pressed and {n["nudge_id"] for n in nudges if n["opened"] == "true"} == pressed
+    assert any(e["text"] for e in events) and any(n["responded"] == "true" for n in nudges)
+
+
+def test_event_details_are_decoded_a_batch_at_a_time_and_only_objects_kept() -> None:
+    assert json_objects(['{"decision":"answer"}', None, "[1]", '"x"', "{}"]) == [
+        {"decision": "answer"},
+        None,
+        None,
+        None,
+        {},
+    ]
+    assert json_objects([{"helpful": True}, '{"helpful":false}']) == [{"helpful": True}, {"helpful": False}]
+    assert json_objects([]) == []
+    with pytest.raises(json.JSONDecodeError):  # two broken halves must not pass as one object
+        json_objects(['{"a":1', '"b":2}'])
