@@ -121,7 +121,7 @@ class Dispatcher:
     async def _pump(self, report: DispatchReport, *, deadline: float | None = None, wait: bool = True) -> None:
         """Claim and deliver batches until nothing is due or the deadline passes; with `wait`, until all are done.
 
-        The next batch is claimed while the previous one is still being sent, as soon as fewer than a quarter of a
+        The next batch is claimed while the previous one is still being sent, as soon as fewer than half a
         batch wait for their turn: waiting for a whole batch to finish (its slowest send, then its record) left the
         sender idle between batches and capped 200/s near half of that. Claiming no more than the sender can start
         soon leaves the rest due for other dispatcher processes, and a long retry_after pause claims nothing more.
@@ -132,7 +132,7 @@ class Dispatcher:
         started: list[asyncio.Task[None]] = []
         try:
             while (deadline is None or loop.time() < deadline) and not self._stopping:
-                if self._waiting_for_turn > self.batch_size // 4:
+                if self._waiting_for_turn > self.batch_size // 2:
                     self._turn_taken.clear()
                     timeout = None if deadline is None else max(0.0, deadline - loop.time())
                     with contextlib.suppress(TimeoutError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 PRIVATE_CHAT_INTERVAL = 1.0
@@ -35,6 +36,8 @@ class Pacer:
         self._paused_until = 0.0
         self._chat_free_at: dict[int, float] = {}
         self._chat_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._per_second = max(1, int(rate))
+        self._recent: deque[float] = deque()  # when the requests of the last second left
 
     async def acquire(self, chat_id: int) -> None:
         """Wait until a message to this chat may go."""
@@ -56,6 +59,22 @@ class Pacer:
                 horizon = self._monotonic()
                 self._chat_free_at = {c: t for c, t in self._chat_free_at.items() if t > horizon}
 
+    async def gate(self) -> None:
+        """Right before a request leaves: never more than the rate within any one second.
+
+        Slots are evenly spaced, but a send can be held between its slot and its request (the go-ahead's commit)
+        and then leave together with the next ones; Telegram counts requests per second, so such a bunch would
+        meet 429s and pause all bulk sending for retry_after.
+        """
+        while True:
+            now = self._monotonic()
+            while self._recent and self._recent[0] <= now - 1.0:
+                self._recent.popleft()
+            if len(self._recent) < self._per_second:
+                self._recent.append(now)
+                return
+            await self._sleep(self._recent[0] + 1.0 - now)
+
     def _reserve(self) -> float:
         now = self._monotonic()
         slot = max(self._next_slot, now, self._paused_until)
@@ -65,6 +84,7 @@ class Pacer:
     def note_live(self) -> None:
         """A live reply went out: it used one slot of the shared budget, so bulk moves one slot later."""
         self._reserve()
+        self._recent.append(self._monotonic())
 
     def pause(self, seconds: float) -> None:
         """Telegram said retry_after: no bulk send until then (live replies have their own retry)."""

@@ -56,6 +56,7 @@ class TelegramSender:
             await self.pacer.acquire(chat_id)
             if index == 0 and go_ahead is not None and not await go_ahead():
                 return SendResult("skipped")
+            await self.pacer.gate()
             try:
                 async with self._in_flight:
                     message = await self.bot.send_message(chat_id, text, reply_markup=keyboard)
