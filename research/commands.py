@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,15 @@ def export_command(
     async def go() -> int:
         db = Database.connect(database_url)
         try:
-            result = await export(db, out=out, salt=salt, library=load_library(), period=Period(since, until), fmt=fmt)
+            result = await export(
+                db,
+                out=out,
+                salt=salt,
+                library=load_library(),
+                period=Period(since, until),
+                fmt=fmt,
+                parallel=(os.cpu_count() or 1) > 1,
+            )
         finally:
             await db.dispose()
         tables = result.manifest["tables"]

@@ -171,11 +171,12 @@ def _data_columns(kinds: Sequence[str], datas: Sequence[dict[str, Any] | None], 
     count = len(datas)
     columns: list[list[Any]] = [[None] * count for _ in range(len(_DATA_FIELDS) + 2)]
     nudge_ids, reasons = columns[-2], columns[-1]
+    by_key = _BY_KEY.get  # bound once: a million rows look up several keys each
     for index, data in enumerate(datas):
         if not data:
             continue
         for key, value in data.items():
-            found = _BY_KEY.get(key)
+            found = by_key(key)
             if found is not None and value is not None:
                 position, wanted, convert = found
                 columns[position][index] = value if type(value) is wanted else convert(value)

@@ -124,8 +124,13 @@ def json_objects(values: Sequence[Any]) -> list[dict[str, Any] | None]:
     object is None. Texts are decoded in one `json.loads` of the whole batch as a JSON array: per-call overhead, not
     parsing, was most of the cost of a value at a time."""
     decoded: list[Any] = []
-    if all(value is None or type(value) is str for value in values):
-        decoded = json.loads("[" + ",".join("null" if v is None else v for v in values) + "]")
+    try:  # `events_query` sends `null` for no data: then every value is text, joined without a look at each
+        joined = ",".join(values)
+    except TypeError:  # a None, or values the driver decoded
+        if all(value is None or type(value) is str for value in values):
+            decoded = json.loads("[" + ",".join("null" if v is None else v for v in values) + "]")
+    else:
+        decoded = json.loads("[" + joined + "]")
     if len(decoded) != len(values):  # not all text, or texts that were not one JSON value each
         decoded = [json.loads(v) if isinstance(v, str) else v for v in values]
     return [value if isinstance(value, dict) else None for value in decoded]
@@ -231,7 +236,7 @@ def events_query(period: Period) -> Query:
             Event.article_id,
             Event.nlu_source,
             Event.latency_ms,
-            cast(Event.data, Text),
+            func.coalesce(cast(Event.data, Text), literal("null")),
             case((Event.kind.in_(TEXT_KINDS), Event.text)),
         )  # fmt: skip
         .where(*period.of(Event.at))

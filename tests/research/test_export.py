@@ -287,3 +287,25 @@ def test_event_details_are_decoded_a_batch_at_a_time_and_only_objects_kept() -> 
     assert json_objects([]) == []
     with pytest.raises(json.JSONDecodeError):  # two broken halves must not pass as one object
         json_objects(['{"a":1', '"b":2}'])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+async def test_an_export_in_two_processes_writes_the_same_files(
+    committed_db: Database, library: Library, tmp_path: Path, fmt: str
+) -> None:
+    """`parallel` (the CLI): the event log is written by a second process with its own connection; every file is
+    the same byte for byte as in one process, and the manifest lists the tables in the same order."""
+    from tests.conftest import TEST_NOW
+
+    await fill(committed_db, library=library, users=60, seed=3, until=TEST_NOW, weeks=4)
+    one = await export(
+        committed_db, out=tmp_path / "one", salt=SALT, library=library, fmt=fmt, progress=None, now=TEST_NOW
+    )
+    two = await export(
+        committed_db, out=tmp_path / "two", salt=SALT, library=library, fmt=fmt, progress=None, now=TEST_NOW,
+        parallel=True,
+    )  # fmt: skip
+    assert one.manifest["tables"]["events"]["rows"] > 100
+    assert list(two.manifest["tables"]) == list(one.manifest["tables"]) and two.manifest == one.manifest
+    for path in one.files:
+        assert (tmp_path / "two" / path.name).read_bytes() == path.read_bytes(), path.name
