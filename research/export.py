@@ -292,6 +292,9 @@ async def export(
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; use csv or parquet")
     period = period or Period()
+    if parallel and period.until is None:
+        # Both processes read up to the same moment, so a row written meanwhile is in neither, never in only one.
+        period = Period(period.since, now or dt.datetime.now(dt.UTC))
     out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a script's own folder; the files are written synchronously too
     files: dict[str, dict[str, Any]] = {}
     url = _separate_url(db) if parallel else None
