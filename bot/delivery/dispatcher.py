@@ -121,10 +121,11 @@ class Dispatcher:
     async def _pump(self, report: DispatchReport, *, deadline: float | None = None, wait: bool = True) -> None:
         """Claim and deliver batches until nothing is due or the deadline passes; with `wait`, until all are done.
 
-        The next batch is claimed while the previous one is still being sent, as soon as fewer than half a
-        batch wait for their turn: waiting for a whole batch to finish (its slowest send, then its record) left the
-        sender idle between batches and capped 200/s near half of that. Claiming no more than the sender can start
-        soon leaves the rest due for other dispatcher processes, and a long retry_after pause claims nothing more.
+        The next batch is claimed while the previous one is still being sent, as soon as fewer than a batch (a
+        second's worth) wait for their turn; a claim can wait half a second behind a batch's record. Waiting for a
+        whole batch to finish (its slowest send, then its record) left the sender idle between batches and capped
+        200/s near half of that. Claiming no more than the sender can start soon leaves the rest due for other
+        dispatcher processes, and a long retry_after pause claims nothing more.
         A tick does not wait for its last batches (`wait=False`): the next tick claims while they finish, and
         `release()` waits for them at shutdown.
         """
@@ -132,7 +133,7 @@ class Dispatcher:
         started: list[asyncio.Task[None]] = []
         try:
             while (deadline is None or loop.time() < deadline) and not self._stopping:
-                if self._waiting_for_turn > self.batch_size // 2:
+                if self._waiting_for_turn > self.batch_size:
                     self._turn_taken.clear()
                     timeout = None if deadline is None else max(0.0, deadline - loop.time())
                     with contextlib.suppress(TimeoutError):

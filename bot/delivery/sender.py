@@ -56,9 +56,9 @@ class TelegramSender:
             await self.pacer.acquire(chat_id)
             if index == 0 and go_ahead is not None and not await go_ahead():
                 return SendResult("skipped")
-            await self.pacer.gate()
             try:
                 async with self._in_flight:
+                    await self.pacer.gate()  # after the wait for a connection: a request held there counts when it goes
                     message = await self.bot.send_message(chat_id, text, reply_markup=keyboard)
             except RetryAfter as exc:
                 seconds = float(
