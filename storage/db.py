@@ -96,9 +96,10 @@ class Database:
         read_sessions: async_sessionmaker[AsyncSession] | None = None,
         *,
         engine: AsyncEngine | None = None,
+        busy_timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
     ) -> None:
         self._write = write_sessions
-        self.busy_timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
+        self.busy_timeout = busy_timeout
         self._writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -110,11 +111,12 @@ class Database:
         busy_timeout = int(engine_options.get("busy_timeout_ms", SQLITE_BUSY_TIMEOUT_MS)) / 1000
         engine = create_engine(database_url, **engine_options)
         read_engine = engine.execution_options(**{READ_ONLY: True})
-        database = cls(
-            create_session_factory(engine), async_sessionmaker(read_engine, expire_on_commit=False), engine=engine
+        return cls(
+            create_session_factory(engine),
+            async_sessionmaker(read_engine, expire_on_commit=False),
+            engine=engine,
+            busy_timeout=busy_timeout,
         )
-        database.busy_timeout = busy_timeout
-        return database
 
     @property
     def dialect(self) -> str:
@@ -162,8 +164,10 @@ class Database:
             raise StorageError("OperationalError: database is locked (waited for this process's writers)") from None
         try:
             waited = loop.time() - started
-            # Quantised, so the usual short wait keeps the connection's timeout and costs no PRAGMA.
-            yield round(max(0.1, self.busy_timeout - waited if waited > 0.25 else self.busy_timeout), 1) * 1000
+            # The usual short wait keeps the connection's timeout (no PRAGMA); a long one leaves what remains,
+            # rounded to 100 ms so that consecutive waits rarely differ.
+            left = self.busy_timeout if waited <= 0.25 else max(0.1, self.busy_timeout - waited)
+            yield round(left, 1) * 1000
         finally:
             lock.release()
 

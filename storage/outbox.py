@@ -176,6 +176,10 @@ async def start_sending(
     return set(result.scalars())
 
 
+def _clipped(error: str | None) -> str | None:
+    return error[:300] if error is not None else None  # the column's length
+
+
 @dataclass(frozen=True)
 class Settlement:
     """What became of one claimed row: a final status (sent, failed, blocked, uncertain, expired, cancelled,
@@ -215,13 +219,13 @@ async def settle(
             "b_status": s.status,
             "b_sent_at": now if s.status == "sent" else None,
             "b_telegram_message_id": s.telegram_message_id,
-            "b_error": s.error[:300] if s.error is not None else None,
+            "b_error": _clipped(s.error),
         }
         for s in settlements
         if s.message_id in mine and s.status != "pending"
     ]
     again = [
-        {"b_id": s.message_id, "b_not_before": s.not_before, "b_error": s.error[:300] if s.error is not None else None}
+        {"b_id": s.message_id, "b_not_before": s.not_before, "b_error": _clipped(s.error)}
         for s in settlements
         if s.message_id in mine and s.status == "pending"
     ]

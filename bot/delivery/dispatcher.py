@@ -147,19 +147,28 @@ class Dispatcher:
                 self._deliveries.add(delivery)
                 delivery.add_done_callback(self._delivery_done)
                 started.append(delivery)
-        finally:
+        except BaseException:
             if wait:
-                results = await asyncio.gather(*started, return_exceptions=True)
-        for result in results if wait else ():
-            if isinstance(result, BaseException):
-                raise result
+                await asyncio.gather(*started, return_exceptions=True)
+            raise
+        if wait:
+            for result in await asyncio.gather(*started, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
 
     def _delivery_done(self, delivery: asyncio.Task[None]) -> None:
+        """A batch a tick did not wait for has ended: nobody else will see how."""
         self._deliveries.discard(delivery)
-        if not delivery.cancelled() and isinstance(delivery.exception(), StorageError):
-            log.warning(
-                "Dispatcher could not record a batch (%s); its rows wait for their leases", delivery.exception()
-            )
+        failure = None if delivery.cancelled() else delivery.exception()
+        if isinstance(failure, StorageError):
+            log.warning("Dispatcher could not record a batch (%s); its rows wait for their leases", failure)
+        elif failure is not None:
+            log.error("Dispatcher batch failed unexpectedly; its rows wait for their leases", exc_info=failure)
+
+    def turn_taken(self) -> None:
+        """One claimed row reached its send (or needed none): `_pump` may claim more."""
+        self._waiting_for_turn -= 1
+        self._turn_taken.set()
 
     async def deliver_batch(self, report: DispatchReport) -> bool:
         """Claim one batch and deliver it, step by step (tests); False when nothing was due."""
@@ -325,8 +334,7 @@ class _Turn:
     def take(self) -> None:
         if not self._taken:
             self._taken = True
-            self._dispatcher._waiting_for_turn -= 1
-            self._dispatcher._turn_taken.set()
+            self._dispatcher.turn_taken()
 
 
 class GoAheads:
