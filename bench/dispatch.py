@@ -114,6 +114,11 @@ async def measure(url: str | None, rows: int, rate: float) -> dict[str, float | 
     journal = Journal(db)
     journal.start()
     conversation = build_conversation(library=load_library(), db=db, journal=journal, clock=clock, rasa=None)
+    # Built before the baseline: building it imports PTB's application modules and makes SSL contexts, which held
+    # the event loop for up to 90 ms in the middle of the live replies measured during the dispatch.
+    job_queue: JobQueue[Any] = JobQueue()
+    application = Application.builder().token(TOKEN).base_url(api_url).updater(None).build()
+    job_queue.set_application(application)
     try:
         stop = asyncio.Event()
         baseline_task = asyncio.create_task(live_replies(conversation, live, pacer, stop))
@@ -124,9 +129,6 @@ async def measure(url: str | None, rows: int, rate: float) -> dict[str, float | 
         live_sent_at: list[float] = []
         during_task = asyncio.create_task(live_replies(conversation, live, pacer, stop, live_sent_at))
         started = time.perf_counter()
-        job_queue: JobQueue[Any] = JobQueue()
-        application = Application.builder().token(TOKEN).base_url(api_url).updater(None).build()
-        job_queue.set_application(application)
         await job_queue.start()
         schedule_dispatcher(job_queue, dispatcher, interval=1.0)
         try:
