@@ -199,7 +199,8 @@ def _words(users: Sequence[int | None], texts: Sequence[str | None], consenting:
 async def _events(ctx: Any) -> AsyncIterator[Columns]:
     """Column by column: a million events are a million tuples fewer."""
     consenting = await stored.consenting_names(ctx.session)
-    async for rows in stored.stream(ctx.session, stored.events_query(ctx.period)):
+    query = stored.events_query(ctx.period, start=ctx.events_from, stop=ctx.events_before)
+    async for rows in stored.stream(ctx.session, query, ctx.batch):
         users, ats, kinds, intents, confidences, articles, sources, latencies, raw, texts = zip(*rows, strict=True)
         details = _data_columns(kinds, stored.json_objects(raw), ctx.pseudonyms)
         yield Columns(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    or_,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +41,7 @@ from storage.models import Event, ExperimentAssignment, MilestoneDone, OutboxMes
 from storage.types import UtcDateTime
 
 BATCH = 10_000
+EventKey = tuple[dt.datetime, int]  # (at, id): a place in the event log's order
 Query = Select[*tuple[Any, ...]]  # a select of any columns
 RESPONSE_WINDOW_HOURS = 48
 EPOCH_MONDAY = dt.date(1969, 12, 29)  # week_index 0 starts here (1970-01-01 was a Thursday)
@@ -222,10 +224,11 @@ def users_query(period: Period) -> Query:
     return query
 
 
-def events_query(period: Period) -> Query:
+def events_query(period: Period, *, start: EventKey | None = None, stop: EventKey | None = None) -> Query:
     """Events in time order; `text` only for kinds that may carry words; whose words may leave is the caller's to
     decide with `consenting_names` (a join with the users per event cost a sixth of the scan). `data` comes as JSON
-    text (see `json_objects`): decoding it in one call per batch is cheaper at a million rows."""
+    text (see `json_objects`): decoding it in one call per batch is cheaper at a million rows. `start` and `stop`
+    cut the log at places in its order (`event_key_at`), so two processes can each write a part."""
     return (
         select(
             Event.user_id,
@@ -239,9 +242,31 @@ def events_query(period: Period) -> Query:
             func.coalesce(cast(Event.data, Text), literal("null")),
             case((Event.kind.in_(TEXT_KINDS), Event.text)),
         )  # fmt: skip
-        .where(*period.of(Event.at))
+        .where(*period.of(Event.at), *_from_key(start), *_before_key(stop))
         .order_by(Event.at, Event.id)
     )
+
+
+def _from_key(key: EventKey | None) -> list[ColumnElement[bool]]:
+    return [] if key is None else [or_(Event.at > key[0], and_(Event.at == key[0], Event.id >= key[1]))]
+
+
+def _before_key(key: EventKey | None) -> list[ColumnElement[bool]]:
+    return [] if key is None else [or_(Event.at < key[0], and_(Event.at == key[0], Event.id < key[1]))]
+
+
+async def count_events(session: AsyncSession, period: Period) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Event).where(*period.of(Event.at))) or 0)
+
+
+async def event_key_at(session: AsyncSession, period: Period, offset: int) -> EventKey | None:
+    """The place of the event `offset` rows into the period's log (in export order); None past its end."""
+    row = (
+        await session.execute(
+            select(Event.at, Event.id).where(*period.of(Event.at)).order_by(Event.at, Event.id).offset(offset).limit(1)
+        )
+    ).first()
+    return None if row is None else (row[0], int(row[1]))
 
 
 async def consenting_names(session: AsyncSession) -> dict[int, str | None]:

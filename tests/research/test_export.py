@@ -315,3 +315,31 @@ async def test_an_export_in_two_processes_writes_the_same_files(
     for path in one.files:
         if path.name != "manifest.json":  # compared above, but for the period
             assert (tmp_path / "two" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+async def test_an_event_log_split_between_two_processes_is_the_same_file(
+    committed_db: Database, library: Library, tmp_path: Path, fmt: str
+) -> None:
+    """A long period: the second process writes the event log from a place on (a whole batch in), the first writes
+    the rest and appends the second's part; the file is the one a single process writes, row group for row group,
+    and no part file is left behind."""
+    from tests.conftest import TEST_NOW
+
+    await fill(committed_db, library=library, users=60, seed=4, until=TEST_NOW, weeks=4)
+    options = {"salt": SALT, "library": library, "fmt": fmt, "progress": None, "now": TEST_NOW, "batch": 100}
+    one = await export(committed_db, out=tmp_path / "one", **options)  # type: ignore[arg-type]
+    events = one.manifest["tables"]["events"]["rows"]
+    assert events > 450
+    split = await export(
+        committed_db,
+        out=tmp_path / "split",
+        parallel=True,
+        first_events=250,
+        **options,  # type: ignore[arg-type]
+    )
+    assert split.manifest["tables"]["events"] == one.manifest["tables"]["events"]
+    for path in one.files:
+        if path.name != "manifest.json":
+            assert (tmp_path / "split" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == sorted(p.name for p in one.files)
