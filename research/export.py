@@ -29,10 +29,9 @@ from content.library import Library
 from research.kanon import Generalisation, K
 from research.pseudonyms import Pseudonyms
 from research.schema import Batch, Columns, Field, Row, Table, datapackage
-from research.tables import TABLES
+from research.tables import EVENTS, TABLES, USERS
 from storage import research as stored
 from storage.db import Database, Session
-from storage.models import User
 from storage.research import EventKey, Period
 
 Format = Literal["csv", "parquet"]
@@ -305,9 +304,10 @@ async def _events_split(ctx: ExportContext, *, first_events: int | None = None) 
     """Where the second process starts on the event log, so that both finish together: the first writes the other
     tables, then the log up to here. At a whole batch, so the row groups are those of one process. None: the
     second writes the whole log (a short period, where the other tables take longer)."""
-    if first_events is None:
-        events = await stored.count_events(ctx.session, ctx.period)
-        people = await stored.count(ctx.session, stored.users_query(ctx.period).with_only_columns(User.id))
+    if first_events is None:  # with the queries the progress bars count
+        assert EVENTS.count is not None and USERS.count is not None
+        events = await stored.count(ctx.session, EVENTS.count(ctx))
+        people = await stored.count(ctx.session, USERS.count(ctx))
         first_events = int(events - OTHER_TABLES_PER_PERSON * people) // 2
     first_events = first_events // ctx.batch * ctx.batch
     return await stored.event_key_at(ctx.session, ctx.period, first_events) if first_events > 0 else None

@@ -255,10 +255,6 @@ def _before_key(key: EventKey | None) -> list[ColumnElement[bool]]:
     return [] if key is None else [or_(Event.at < key[0], and_(Event.at == key[0], Event.id < key[1]))]
 
 
-async def count_events(session: AsyncSession, period: Period) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Event).where(*period.of(Event.at))) or 0)
-
-
 async def event_key_at(session: AsyncSession, period: Period, offset: int) -> EventKey | None:
     """The place of the event `offset` rows into the period's log (in export order); None past its end."""
     row = (
