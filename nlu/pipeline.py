@@ -20,7 +20,7 @@ FALLBACK_INTENT = "nlu_fallback"
 KNOWN_INTENTS = frozenset({*CONVERSATION_INTENTS, RETRIEVAL_INTENT, FALLBACK_INTENT})
 # Rasa's share of the blended article score; chosen with the answer thresholds by cross-validation on the
 # training data (bench/calibrate.py, docs/BENCHMARKS.md): 0.4 and 0.5 were within 0.001 of each other.
-BLEND_WEIGHT = 0.4
+BLEND_WEIGHT = 0.2
 
 
 class Understander:

@@ -46,7 +46,7 @@ class Thresholds:
     """
 
     answer: float = 0.325  # Rasa says `faq`: answer the best article at or above this
-    answer_unsure: float = 0.45  # Rasa says nlu_fallback or out_of_scope: an article this close is still answered
+    answer_unsure: float = 0.55  # Rasa says nlu_fallback or out_of_scope: an article this close is still answered
     suggest: float = 0.325  # below an answer, at or above this: "did you mean" with up to three articles
     alternative: float = 0.05  # an alternative below this is not worth a button
 
