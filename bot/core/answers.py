@@ -35,19 +35,20 @@ class Plan:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Cut-offs on the best article's blended score (ResponseSelector confidence and trigram cosine, 0..1).
+    """Cut-offs on the best article's blended score (ResponseSelector confidence and lexical cosine, 0..1).
 
     Chosen by 3-fold cross-validation on the training data (`bench/calibrate.py`), never on the held-out file:
-    the most right first replies while out-of-scope recall stays where the policy before issue 9 had it. Answer
+    the most right first replies while out-of-scope recall stays where the policy before issue 9 had it (round 4,
+    3,000 examples, docs/BENCHMARKS.md). Answer
     and suggest came out equal: when Rasa says `faq`, answering beats "did you mean" at every score, so a
     did-you-mean is left for messages Rasa itself is unsure about (nlu_fallback, out_of_scope) that match an
     article only middlingly. Cross-validation found no score and margin where answers were right 95% of the
     time, so every answer offers the next two articles ("Not this? → …").
     """
 
-    answer: float = 0.325  # Rasa says `faq`: answer the best article at or above this
+    answer: float = 0.3  # Rasa says `faq`: answer the best article at or above this
     answer_unsure: float = 0.55  # Rasa says nlu_fallback or out_of_scope: an article this close is still answered
-    suggest: float = 0.325  # below an answer, at or above this: "did you mean" with up to three articles
+    suggest: float = 0.3  # below an answer, at or above this: "did you mean" with up to three articles
     alternative: float = 0.05  # an alternative below this is not worth a button
 
 
