@@ -82,7 +82,7 @@ nlu-eval: nlu-train $(VENV)/.bench-installed ## held-out figures: Rahnuma and th
 	@$(BIN)/python bench/peer_baseline.py $(ARGS)
 
 bench: nlu-train ## latency benchmark through the real core and the real Rasa server
-	@$(BIN)/python bench/latency.py $(ARGS)
+	@$(BIN)/python -m bench.latency $(ARGS)
 
 clean: ## remove venvs, models and local data
 	rm -rf $(VENV) $(RASA_VENV) nlu/models data tests/e2e/node_modules
