@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from content.library import Library
-from nlu.entities import extract_entities
+from nlu.entities import extract_entities, load_surface_forms
 from nlu.examples import NLU_DIR
 from nlu.examples import intent_examples as load_intent_examples
 from nlu.understanding import ArticleCandidate, Understanding
@@ -33,7 +33,6 @@ MIN_SCORE = 0.3
 CONCEPT_WEIGHT = 2.0
 NEAREST_SHARE = 0.4
 CONCEPTS_FILE = NLU_DIR / "concepts.yml"
-ENTITIES_FILE = NLU_DIR / "entities.yml"
 _NON_WORD = re.compile(r"[^\w\s]")
 # Urdu vowel marks (zer, zabar, pesh...) and the zero-width non-joiner are optional in writing: dropped, not spaces
 _OPTIONAL_MARKS = re.compile("[\u064b-\u065f\u0670\u200c]")
@@ -64,12 +63,12 @@ class ConceptLexicon:
                     self._exact[words[0]].add(concept)
 
     @classmethod
-    def load(cls, concepts: Path = CONCEPTS_FILE, entities: Path = ENTITIES_FILE) -> ConceptLexicon:
-        """The hand-written concepts, plus every platform and payment method with its spellings."""
-        forms = concept_forms(concepts)
-        for values in yaml.safe_load(entities.read_text("utf-8")).values():
-            for canonical, spellings in values.items():
-                forms.setdefault(str(canonical), []).extend([str(canonical), *map(str, spellings)])
+    def load(cls, concepts: Path = CONCEPTS_FILE) -> ConceptLexicon:
+        """The hand-written concepts, plus every platform and payment method with its spellings (entities.yml)."""
+        raw = yaml.safe_load(concepts.read_text(encoding="utf-8")) or {}
+        forms = {str(name): [str(form) for form in surface_forms] for name, surface_forms in raw.items()}
+        for entity_form in load_surface_forms():
+            forms.setdefault(entity_form.value, [entity_form.value]).append(entity_form.text)
         return cls(forms)
 
     def find(self, words: Sequence[str]) -> set[str]:
@@ -89,13 +88,7 @@ class ConceptLexicon:
 Features = dict[str, float]
 
 
-def concept_forms(path: Path = CONCEPTS_FILE) -> dict[str, list[str]]:
-    """concepts.yml as written: concept name -> surface forms (a trailing * marks a prefix)."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {str(name): [str(form) for form in forms] for name, forms in raw.items()}
-
-
-def features(text: str, lexicon: ConceptLexicon | None) -> Features:
+def features(text: str, lexicon: ConceptLexicon) -> Features:
     """Character trigrams inside word boundaries, plus one weighted feature per concept the text mentions."""
     words = words_of(text)
     grams: Features = defaultdict(float)
@@ -103,9 +96,8 @@ def features(text: str, lexicon: ConceptLexicon | None) -> Features:
         padded = f" {word} "
         for i in range(max(1, len(padded) - NGRAM + 1)):
             grams[padded[i : i + NGRAM]] += 1.0
-    if lexicon is not None:
-        for concept in lexicon.find(words):
-            grams[f"concept:{concept}"] = CONCEPT_WEIGHT
+    for concept in lexicon.find(words):
+        grams[f"concept:{concept}"] = CONCEPT_WEIGHT
     return grams
 
 

@@ -39,11 +39,10 @@ class Thresholds:
 
     Chosen by 3-fold cross-validation on the training data (`bench/calibrate.py`), never on the held-out file:
     the most right first replies while out-of-scope recall stays where the policy before issue 9 had it (round 4,
-    3,000 examples, docs/BENCHMARKS.md). Answer
-    and suggest came out equal: when Rasa says `faq`, answering beats "did you mean" at every score, so a
-    did-you-mean is left for messages Rasa itself is unsure about (nlu_fallback, out_of_scope) that match an
-    article only middlingly. Cross-validation found no score and margin where answers were right 95% of the
-    time, so every answer offers the next two articles ("Not this? → …").
+    3,000 examples, docs/BENCHMARKS.md). Answer and suggest came out equal: when Rasa says `faq`, answering beats
+    "did you mean" at every score, so a did-you-mean is left for messages Rasa itself is unsure about
+    (nlu_fallback, out_of_scope) that match an article only middlingly. Cross-validation found no score and
+    margin where answers were right 95% of the time, so every answer offers the next two articles ("Not this? → …").
     """
 
     answer: float = 0.3  # Rasa says `faq`: answer the best article at or above this
