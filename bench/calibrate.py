@@ -258,12 +258,12 @@ def score(
 OLD_POLICY = {"answer": 0.45, "answer_unsure": 1.01, "suggest": 0.3}  # before issue 9 (0.45 only when Rasa said faq)
 
 
-def choose(min_oos_recall: float | None, embeddings: bool) -> None:
+def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = RECORDS) -> None:
     """Grid over the thresholds: the most right first replies while out-of-scope recall stays at or above
     `min_oos_recall` (by default: what the policy before issue 9 had in the same cross-validation)."""
     from bot.core.answers import Answers, Thresholds
 
-    data = json.loads(RECORDS.read_text(encoding="utf-8"))
+    data = json.loads(records_file.read_text(encoding="utf-8"))
     records = data["records"]
     relex(records, data["folds"])
     if embeddings:
@@ -275,30 +275,31 @@ def choose(min_oos_recall: float | None, embeddings: bool) -> None:
     print(f"before issue 9 (answer >= 0.45 when Rasa says faq, suggest >= 0.3): {_shown(before)}")
     rows = []
     embedding_weights = (0.0, 0.2, 0.35) if embeddings else (0.0,)
-    for weight, embedding_weight in itertools.product((0.2, 0.3, 0.4, 0.5, 0.6), embedding_weights):
+    for weight, embedding_weight in itertools.product((0.3, 0.4, 0.5), embedding_weights):
         understandings = [replay(record, weight, embedding_weight) for record in records]
-        for answer, unsure, suggest in itertools.product(
-            (0.2, 0.25, 0.3, 0.325, 0.35, 0.375, 0.4, 0.45),
-            (0.35, 0.4, 0.45, 0.5, 0.55, 0.65, 1.01),
-            (0.15, 0.2, 0.25, 0.3, 0.325, 0.35, 0.375, 0.4),
+        for answer, unsure, suggest, faq_confidence in itertools.product(
+            (0.15, 0.175, 0.2, 0.225, 0.25, 0.275, 0.3, 0.35, 0.4, 0.45),
+            (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.65, 1.01),
+            (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.65, 1.01),
+            (0.0, 0.99, 0.999, 0.9999, 0.99999),
         ):
-            if suggest <= answer:
-                limits = Thresholds(answer=answer, answer_unsure=unsure, suggest=suggest)
-                figures = score(records, Answers(library, limits), understandings=understandings)
-                rows.append((weight, embedding_weight, limits, figures))
-    eligible = [row for row in rows if row[3]["out_of_scope_recall"] >= floor]
-    eligible.sort(key=lambda row: (-row[3]["first_reply_right"], -row[3]["conversational_kept"]))
+            # suggest above answer: "did you mean" only when Rasa is unsure; 1.01: never
+            limits = Thresholds(answer, unsure, suggest, faq_confidence=faq_confidence)
+            figures = score(records, Answers(library, limits), understandings=understandings)
+            rows.append((weight, embedding_weight, limits, figures))
+    eligible = [row for row in rows if row[-1]["out_of_scope_recall"] >= floor]
+    eligible.sort(key=lambda row: (-row[-1]["first_reply_right"], -row[-1]["conversational_kept"]))
     print(f"{len(eligible)} of {len(rows)} settings keep out-of-scope recall >= {floor:.3f}; the best:")
     for weight, embedding_weight, limits, figures in eligible[:12]:
         print(
             f"w={weight} e={embedding_weight} answer={limits.answer} unsure={limits.answer_unsure} "
-            f"suggest={limits.suggest}: {_shown(figures)}"
+            f"suggest={limits.suggest} faq_confidence={limits.faq_confidence}: {_shown(figures)}"
         )
     if embeddings:
         for embedding_weight in (0.0, 0.2, 0.35):
             best = next((row for row in eligible if row[1] == embedding_weight), None)
             if best:
-                print(f"best with embedding weight {embedding_weight}: {_shown(best[3])}")
+                print(f"best with embedding weight {embedding_weight}: {_shown(best[-1])}")
 
 
 def _shown(figures: dict[str, float]) -> str:
@@ -314,11 +315,12 @@ def main() -> None:
     choose_parser = sub.add_parser("choose")
     choose_parser.add_argument("--min-oos-recall", type=float, default=None)
     choose_parser.add_argument("--embeddings", action="store_true", help="also try MiniLM as a third ranker")
+    choose_parser.add_argument("--records", type=Path, default=RECORDS, help="another collect's records")
     args = parser.parse_args()
     if args.command == "collect":
         collect(args.folds, args.rasa)
     else:
-        choose(args.min_oos_recall, args.embeddings)
+        choose(args.min_oos_recall, args.embeddings, args.records)
 
 
 if __name__ == "__main__":

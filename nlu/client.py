@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from nlu.script import with_urdu_letters
 from nlu.understanding import ArticleCandidate, Understanding
 
 RETRIEVAL_INTENT = "faq"
@@ -40,8 +41,9 @@ class RasaClient:
 
         A leading "/" makes Rasa read a message as an intent trigger ("/withdraw fiverr" would come back as the
         intent "withdraw fiverr" with confidence 1.0), so it is removed: users' words are never intent names.
+        Arabic-keyboard letters become Urdu's own (ك -> ک), as in the training data.
         """
-        text = text.lstrip().lstrip("/").strip()
+        text = with_urdu_letters(text.lstrip().lstrip("/").strip())
         if not text:
             raise RasaUnavailable("nothing to parse")
         started = time.perf_counter()

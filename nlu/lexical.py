@@ -22,6 +22,7 @@ from content.library import Library
 from nlu.entities import extract_entities, load_surface_forms
 from nlu.examples import NLU_DIR
 from nlu.examples import intent_examples as load_intent_examples
+from nlu.script import with_urdu_letters
 from nlu.understanding import ArticleCandidate, Understanding
 
 NGRAM = 3
@@ -39,7 +40,7 @@ _OPTIONAL_MARKS = re.compile("[\u064b-\u065f\u0670\u200c]")
 
 
 def words_of(text: str) -> list[str]:
-    return _NON_WORD.sub(" ", _OPTIONAL_MARKS.sub("", text.casefold())).split()
+    return _NON_WORD.sub(" ", _OPTIONAL_MARKS.sub("", with_urdu_letters(text.casefold()))).split()
 
 
 class ConceptLexicon:

@@ -20,8 +20,8 @@ FALLBACK_INTENT = "nlu_fallback"
 KNOWN_INTENTS = frozenset({*CONVERSATION_INTENTS, RETRIEVAL_INTENT, FALLBACK_INTENT})
 # Rasa's share of the blended article score; chosen with the answer thresholds by cross-validation on the
 # training data (bench/calibrate.py, docs/BENCHMARKS.md). The lexical search ranks better than Rasa's
-# ResponseSelector on its own (top-1 0.74 against 0.60 in cross-validation); Rasa still adds to the blend.
-BLEND_WEIGHT = 0.4
+# ResponseSelector on its own (top-1 0.75 against 0.60 in cross-validation); Rasa still adds to the blend.
+BLEND_WEIGHT = 0.3
 
 
 class Understander:
@@ -52,8 +52,11 @@ class Understander:
 def blend(understanding: Understanding, lexical: list[ArticleCandidate], weight: float) -> Understanding:
     """score = w * ResponseSelector confidence + (1 - w) * lexical score, over the union of both top lists.
 
-    `lexical` is LexicalSearch.rank's answer (its `intent:` owners are ignored here).
+    `lexical` is LexicalSearch.rank's answer (its `intent:` owners are ignored here). When Rasa's answer had no
+    article ranking at all (a malformed response_selector), the lexical score counts in full rather than at 1 - w.
     """
+    if not understanding.articles:
+        weight = 0.0
     scores: dict[str, float] = {}
     for candidate in understanding.articles:
         scores[candidate.article_id] = weight * candidate.confidence

@@ -42,3 +42,18 @@ def test_a_question_built_from_several_training_questions_still_finds_its_articl
 
 def test_something_off_topic_is_closest_to_the_out_of_scope_examples(lexical: LexicalSearch) -> None:
     assert lexical.rank("what is the capital of france")[0].article_id == "intent:out_of_scope"
+
+
+def test_common_roman_urdu_words_are_not_mistaken_for_concepts(lexicon: ConceptLexicon) -> None:
+    """ "ban sakta" is "can be made", not a ban; a 2FA code is no remittance purpose code."""
+    assert "suspended" not in lexicon.find(words_of("17 saal ka hun upwork pe account ban sakta he"))
+    assert "purpose_code" not in lexicon.find(words_of("verification ka code nahi aa raha"))
+    assert "bank" in lexicon.find(words_of("اپ ورک میں آئی بین ڈالنا ہے"))  # IBAN, written as two Urdu words
+
+
+def test_urdu_typed_on_an_arabic_keyboard_reads_as_urdu(lexical: LexicalSearch) -> None:
+    """ك ي ه and Eastern digits are what an Arabic keyboard gives for ک ی ہ and 0-9."""
+    assert words_of("كتنى فيس ۲۰ ٢٠") == words_of("کتنی فیس 20 20")
+    urdu = lexical.rank("فائیور سے پیسے کیسے نکالیں", limit=1)
+    arabic_keyboard = lexical.rank("فائيور سے پيسے كيسے نكاليں", limit=1)
+    assert urdu == arabic_keyboard and urdu[0].article_id == "fiverr_withdrawal"

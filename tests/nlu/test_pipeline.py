@@ -154,3 +154,27 @@ async def test_an_http_error_from_rasa_is_reported_without_the_url(lexical: Lexi
     await client.aclose()
     server.close()
     assert "401" in str(error.value) and TOKEN not in str(error.value) and "token=" not in str(error.value)
+
+
+async def test_arabic_keyboard_letters_reach_rasa_as_urdu_letters(lexical: LexicalSearch) -> None:
+    """Rasa was trained on Urdu's own code points; "كتنى" typed on an Arabic keyboard must read as "کتنی"."""
+    received: list[dict[str, Any]] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(
+            next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[1]
+        )
+        received.append(json.loads(await reader.readexactly(length)))
+        body = json.dumps(good_payload()).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        writer.write(body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    client = RasaClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout_seconds=2)
+    await Understander(lexical, client).understand("فائیور كتنى فيس ليتا ہے")
+    await client.aclose()
+    server.close()
+    assert received[0]["text"] == "فائیور کتنی فیس لیتا ہے"
