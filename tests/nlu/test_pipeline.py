@@ -21,11 +21,17 @@ QUESTION = "how can i take out my earnings from fiverr"
 
 
 @asynccontextmanager
-async def fake_rasa(answer: Callable[[], bytes | None]) -> AsyncIterator[str]:
-    """An HTTP server on a free port answering every request with answer() (None: accept and never answer)."""
+async def fake_rasa(
+    answer: Callable[[], bytes | None], received: list[dict[str, Any]] | None = None
+) -> AsyncIterator[str]:
+    """An HTTP server on a free port answering every request with answer() (None: accept and never answer);
+    with `received`, each request's JSON body is appended to it."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        if received is not None:
+            length = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+            received.append(json.loads(await reader.readexactly(int(length.split(b":")[1]))))
         body = answer()
         if body is None:
             await asyncio.sleep(3600)
@@ -159,22 +165,8 @@ async def test_an_http_error_from_rasa_is_reported_without_the_url(lexical: Lexi
 async def test_arabic_keyboard_letters_reach_rasa_as_urdu_letters(lexical: LexicalSearch) -> None:
     """Rasa was trained on Urdu's own code points; "كتنى" typed on an Arabic keyboard must read as "کتنی"."""
     received: list[dict[str, Any]] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(
-            next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[1]
-        )
-        received.append(json.loads(await reader.readexactly(length)))
-        body = json.dumps(good_payload()).encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
-        writer.write(body)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    client = RasaClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout_seconds=2)
-    await Understander(lexical, client).understand("فائیور كتنى فيس ليتا ہے")
-    await client.aclose()
-    server.close()
+    async with fake_rasa(lambda: json.dumps(good_payload()).encode(), received) as url:
+        client = RasaClient(url, timeout_seconds=2)
+        await Understander(lexical, client).understand("فائیور كتنى فيس ليتا ہے")
+        await client.aclose()
     assert received[0]["text"] == "فائیور کتنی فیس لیتا ہے"
