@@ -255,7 +255,8 @@ def score(
     }
 
 
-OLD_POLICY = {"answer": 0.45, "answer_unsure": 1.01, "suggest": 0.3}  # before issue 9 (0.45 only when Rasa said faq)
+# before issue 9: 0.45 only when Rasa said faq, whatever its confidence
+OLD_POLICY = {"answer": 0.45, "answer_unsure": 1.01, "suggest": 0.3, "faq_confidence": 0.0}
 
 
 def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = RECORDS) -> None:
