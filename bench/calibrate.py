@@ -256,7 +256,13 @@ def score(
 
 
 # before issue 9: 0.45 only when Rasa said faq, whatever its confidence
-OLD_POLICY = {"answer": 0.45, "answer_unsure": 1.01, "suggest": 0.3, "faq_confidence": 0.0}
+OLD_POLICY = {
+    "answer": 0.45,
+    "answer_unsure": 1.01,
+    "suggest": 0.3,
+    "faq_confidence": 0.0,
+    "out_of_scope_confidence": 1.01,
+}
 
 
 def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = RECORDS) -> None:
@@ -276,16 +282,19 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
     print(f"before issue 9 (answer >= 0.45 when Rasa says faq, suggest >= 0.3): {_shown(before)}")
     rows = []
     embedding_weights = (0.0, 0.2, 0.35) if embeddings else (0.0,)
-    for weight, embedding_weight in itertools.product((0.3, 0.4, 0.5), embedding_weights):
+    for weight, embedding_weight in itertools.product((0.3, 0.4), embedding_weights):
         understandings = [replay(record, weight, embedding_weight) for record in records]
-        for answer, unsure, suggest, faq_confidence in itertools.product(
+        for answer, unsure, suggest, faq_confidence, oos_confidence in itertools.product(
             (0.15, 0.175, 0.2, 0.225, 0.25, 0.275, 0.3, 0.35, 0.4, 0.45),
             (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.65, 1.01),
             (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.65, 1.01),
             (0.0, 0.99, 0.999, 0.9999, 0.99999),
+            (0.99, 1.01),
         ):
             # suggest above answer: "did you mean" only when Rasa is unsure; 1.01: never
-            limits = Thresholds(answer, unsure, suggest, faq_confidence=faq_confidence)
+            limits = Thresholds(
+                answer, unsure, suggest, faq_confidence=faq_confidence, out_of_scope_confidence=oos_confidence
+            )
             figures = score(records, Answers(library, limits), understandings=understandings)
             rows.append((weight, embedding_weight, limits, figures))
     eligible = [row for row in rows if row[-1]["out_of_scope_recall"] >= floor]
@@ -294,7 +303,8 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
     for weight, embedding_weight, limits, figures in eligible[:12]:
         print(
             f"w={weight} e={embedding_weight} answer={limits.answer} unsure={limits.answer_unsure} "
-            f"suggest={limits.suggest} faq_confidence={limits.faq_confidence}: {_shown(figures)}"
+            f"suggest={limits.suggest} faq_confidence={limits.faq_confidence} "
+            f"out_of_scope_confidence={limits.out_of_scope_confidence}: {_shown(figures)}"
         )
     if embeddings:
         for embedding_weight in (0.0, 0.2, 0.35):

@@ -209,3 +209,27 @@ def test_with_rasa_down_the_lexical_score_is_not_mistaken_for_rasas_confidence(l
     )
     reply = strict.decide(fallback, ENGLISH)
     assert reply.decision is Decision.ANSWER and reply.article_id == "platform_service_fees"
+
+
+def test_out_of_scope_rasa_is_sure_of_stays_out_of_scope_even_with_a_close_article(answers: Answers) -> None:
+    """A message like "how do I pay my electricity bill with JazzCash" shares words with the JazzCash article, not its
+    meaning: when Rasa is sure it is out of scope, a close lexical match does not overturn it."""
+    jazzcash = ("jazzcash_easypaisa", LIMITS.answer_unsure + 0.05)
+    sure = answers.decide(understood("out_of_scope", jazzcash, confidence=LIMITS.out_of_scope_confidence), ENGLISH)
+    unsure = answers.decide(understood("out_of_scope", jazzcash, confidence=0.6), ENGLISH)
+    assert sure.decision is Decision.OUT_OF_SCOPE and sure.article_id is None
+    assert unsure.article_id == "jazzcash_easypaisa"
+
+
+def test_with_rasa_down_a_lexical_out_of_scope_is_never_sure(library: Library) -> None:
+    """The lexical search's out_of_scope carries a similarity, not Rasa's confidence: a close article still wins."""
+    fallback = Understanding(
+        intent="out_of_scope",
+        confidence=0.995,
+        source="fallback",
+        entities={},
+        articles=(ArticleCandidate("jazzcash_easypaisa", 0.7),),
+    )
+    strict = Answers(library, Thresholds(answer_unsure=0.55, out_of_scope_confidence=0.99))
+    reply = strict.decide(fallback, ENGLISH)
+    assert reply.article_id == "jazzcash_easypaisa"
