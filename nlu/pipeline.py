@@ -21,7 +21,7 @@ KNOWN_INTENTS = frozenset({*CONVERSATION_INTENTS, RETRIEVAL_INTENT, FALLBACK_INT
 # Rasa's share of the blended article score; chosen with the answer thresholds by cross-validation on the
 # training data (bench/calibrate.py, docs/BENCHMARKS.md). The lexical search ranks better than Rasa's
 # ResponseSelector on its own (top-1 0.75 against 0.60 in cross-validation); Rasa still adds to the blend.
-BLEND_WEIGHT = 0.3
+BLEND_WEIGHT = 0.4
 
 
 class Understander:
