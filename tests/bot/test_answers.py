@@ -26,12 +26,13 @@ def answers(library: Library) -> Answers:
 
 
 def understood(
-    intent: str, *scores: tuple[str, float], confidence: float = 1.0, **entities: list[str]
+    intent: str, *scores: tuple[str, float], confidence: float = 1.0, source: str = "rasa", **entities: list[str]
 ) -> Understanding:
+    """What Rasa (or, with source="fallback", the lexical search alone) made of a message."""
     return Understanding(
         intent=intent,
         confidence=confidence,
-        source="rasa",
+        source=source,
         entities=dict(entities),
         articles=tuple(ArticleCandidate(article, score) for article, score in scores),
     )
@@ -200,13 +201,7 @@ def test_a_question_rasa_only_half_believes_is_held_to_the_unsure_bar(library: L
 def test_with_rasa_down_the_lexical_score_is_not_mistaken_for_rasas_confidence(library: Library) -> None:
     """The lexical search alone puts its own score where Rasa's intent confidence would be."""
     strict = Answers(library, Thresholds(answer=0.3, answer_unsure=0.55, suggest=0.3, faq_confidence=0.999))
-    fallback = Understanding(
-        intent="faq",
-        confidence=0.4,
-        source="fallback",
-        entities={},
-        articles=(ArticleCandidate("platform_service_fees", 0.4),),
-    )
+    fallback = understood("faq", ("platform_service_fees", 0.4), confidence=0.4, source="fallback")
     reply = strict.decide(fallback, ENGLISH)
     assert reply.decision is Decision.ANSWER and reply.article_id == "platform_service_fees"
 
@@ -223,13 +218,7 @@ def test_out_of_scope_rasa_is_sure_of_stays_out_of_scope_even_with_a_close_artic
 
 def test_with_rasa_down_a_lexical_out_of_scope_is_never_sure(library: Library) -> None:
     """The lexical search's out_of_scope carries a similarity, not Rasa's confidence: a close article still wins."""
-    fallback = Understanding(
-        intent="out_of_scope",
-        confidence=0.995,
-        source="fallback",
-        entities={},
-        articles=(ArticleCandidate("jazzcash_easypaisa", 0.7),),
-    )
+    fallback = understood("out_of_scope", ("jazzcash_easypaisa", 0.7), confidence=0.995, source="fallback")
     strict = Answers(library, Thresholds(answer_unsure=0.55, out_of_scope_confidence=0.99))
     reply = strict.decide(fallback, ENGLISH)
     assert reply.article_id == "jazzcash_easypaisa"
