@@ -61,6 +61,7 @@ async def test_greeting_is_understood(rasa_client: RasaClient) -> None:
         ("upwork profile reject ho gayi ab kya karun", "upwork_profile_review"),
         ("پے اونیر اکاؤنٹ کیسے کھولیں", "payoneer_setup"),
         ("what are connects on upwork", "upwork_connects"),
+        ("آپ ورک سے پیسے جاز کیش میں کیسے منگواؤں", "jazzcash_easypaisa"),  # Upwork spelled with alef madda
     ],
 )
 async def test_questions_in_three_scripts_pick_the_right_article(
@@ -98,7 +99,8 @@ async def test_held_out_accuracy_does_not_regress(
     figures = await evaluate(Understander(lexical, rasa_client), Answers(library), load_examples())
     rates = figures.overall.rates
     assert figures.overall.examples >= 250
-    # Floors a little under the figures of 2026-11-27 (0.804, 0.711, 0.865; docs/BENCHMARKS.md), not the targets.
-    assert rates["topic_accuracy"] >= 0.77, figures.misses[:20]
-    assert rates["first_reply_right"] >= 0.67, figures.misses[:20]
-    assert rates["out_of_scope_recall"] >= 0.82, figures.misses[:20]
+    # Floors a little under round 8's figures (0.914, 0.877, 0.981; docs/BENCHMARKS.md), not the targets: a model
+    # retrained elsewhere moves by a few messages.
+    assert rates["topic_accuracy"] >= 0.88, figures.misses[:20]
+    assert rates["first_reply_right"] >= 0.84, figures.misses[:20]
+    assert rates["out_of_scope_recall"] >= 0.9, figures.misses[:20]

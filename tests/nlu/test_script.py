@@ -1,0 +1,29 @@
+"""Urdu as people type it reaches the NLU as the training data writes it."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlu.script import with_urdu_letters
+
+
+def test_arabic_keyboard_letters_and_eastern_digits_become_urdu_ones() -> None:
+    assert with_urdu_letters("كتنى فيس ۲۰ ٢٠") == "کتنی فیس 20 20"
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("آپ ورک سے پیسے کیسے نکالوں", "اپ ورک سے پیسے کیسے نکالوں"),
+        ("آپورک پر اکاؤنٹ", "اپورک پر اکاؤنٹ"),
+        ("آپ ورک۔", "اپ ورک۔"),
+    ],
+)
+def test_upwork_written_with_alef_madda_reads_as_upwork(typed: str, read: str) -> None:
+    assert with_urdu_letters(typed) == read
+
+
+@pytest.mark.parametrize("text", ["کیا آپ کام کرتے ہیں", "آپ ورکشاپ میں آئیں", "اپ ورک"])
+def test_you_and_other_words_are_left_alone(text: str) -> None:
+    """آپ ("you") on its own, or before a longer word, is not Upwork."""
+    assert with_urdu_letters(text) == text
