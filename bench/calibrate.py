@@ -308,6 +308,13 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
             f"suggest={limits.suggest} faq_confidence={limits.faq_confidence} "
             f"out_of_scope_confidence={limits.out_of_scope_confidence}: {_shown(figures)}"
         )
+    if eligible:  # a second, cheap pass: how far Rasa's small talk is trusted, on the best setting
+        weight, embedding_weight, limits, _ = eligible[0]
+        understandings = [replay(record, weight, embedding_weight) for record in records]
+        for bar in (0.0, 0.5, 0.6, 0.7, 0.8, 0.9):
+            doubting = Answers(library, dataclasses.replace(limits, small_talk_confidence=bar))
+            figures = score(records, doubting, understandings=understandings)
+            print(f"the best with small_talk_confidence={bar}: {_shown(figures)}")
     if embeddings:
         for embedding_weight in (0.0, 0.2, 0.35):
             best = next((row for row in eligible if row[1] == embedding_weight), None)

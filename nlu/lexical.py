@@ -28,19 +28,28 @@ from content.library import Library
 from nlu.entities import extract_entities, load_surface_forms
 from nlu.examples import NLU_DIR
 from nlu.examples import intent_examples as load_intent_examples
-from nlu.script import with_urdu_letters
+from nlu.script import consonant_skeleton, with_urdu_letters
 from nlu.understanding import ArticleCandidate, Understanding
 
 NGRAM = 3
 # Below this score the lexical search alone (Rasa down) says "I don't know" rather than answer. With the learned
-# ranker, 0.25 puts the right article first for 0.746 of held-back questions and refuses 0.822 of out-of-scope ones
-# (3-fold cross-validation); the cosine alone at 0.3 did 0.686 and 0.721.
+# ranker and the consonant skeletons, 0.25 puts the right article first for 0.764 of held-back questions and refuses
+# 0.856 of out-of-scope ones (3-fold cross-validation; without the skeletons 0.747 and 0.822; the cosine alone at
+# 0.3 did 0.686 and 0.721).
 MIN_SCORE = 0.25
 # A concept counts as much as this many character trigrams; the nearest question's share of the score (the rest is
 # the pooled questions'). Both chosen by 3-fold cross-validation on the training data (CONCEPT_WEIGHT 1.5-3 and
 # NEAREST_SHARE 0.2-0.4 were within 0.015 of each other in top-1 accuracy).
 CONCEPT_WEIGHT = 2.0
 NEAREST_SHARE = 0.4
+# Consonant-skeleton features (nlu/script.py) let "paisay", "پیسے" and "paise" meet: trigrams of each word's skeleton,
+# and 4-grams across the message's skeleton with the spaces taken out, for loanwords Urdu script writes as two words
+# ("اپ ورک", "فری لانسنگ"). Only the learned ranker sees them: short skeletons are common, so they would make the
+# cosine's postings long (rank time 1.4 -> 2.8 ms) for no gain. By 3-fold cross-validation on the training data:
+# lexical top-1 0.755 -> 0.775, Urdu script 0.728 -> 0.770 (docs/BENCHMARKS.md, round 9).
+SKELETON_WEIGHT = 1.5
+JOINED_SKELETON_WEIGHT = 0.5
+JOINED_NGRAM = 4
 # The learned ranker's share of the score, and its SVM's C: 3-fold cross-validation on the training data put the
 # right article first for 0.787 of held-back questions at (0.7, 1.0) against 0.741 for the cosine alone
 # (docs/BENCHMARKS.md, round 8).
@@ -115,6 +124,41 @@ def features(text: str, lexicon: ConceptLexicon) -> Features:
     return grams
 
 
+def skeleton_features(text: str) -> Features:
+    """Trigrams of each word's consonant skeleton, and 4-grams of the whole message's skeleton without spaces.
+
+    Each counts once: "xxxxxxxx" has the skeleton "ksksks…", whose repeated grams would otherwise outweigh the rest
+    of the message.
+    """
+    grams: Features = defaultdict(float)
+    skeletons = [consonant_skeleton(word) for word in words_of(text)]
+    for skeleton in skeletons:
+        if len(skeleton) >= 2:
+            padded = f"<{skeleton}>"
+            for i in range(len(padded) - NGRAM + 1):
+                grams[f"k:{padded[i : i + NGRAM]}"] = SKELETON_WEIGHT
+    joined = "".join(skeletons)
+    for i in range(len(joined) - JOINED_NGRAM + 1):
+        grams[f"j:{joined[i : i + JOINED_NGRAM]}"] = JOINED_SKELETON_WEIGHT
+    return grams
+
+
+def inverse_document_frequency(documents: Sequence[tuple[str, Features]]) -> dict[str, float]:
+    """Smoothed IDF, as scikit-learn's TfidfVectorizer computes it."""
+    document_frequency: Counter[str] = Counter()
+    for _, grams in documents:
+        document_frequency.update(grams.keys())
+    total = len(documents) or 1
+    return {gram: math.log((1 + total) / (1 + df)) + 1 for gram, df in document_frequency.items()}
+
+
+def unit_tfidf(grams: Features, idf: dict[str, float]) -> Features:
+    """The TF-IDF vector of `grams` over the grams `idf` knows, scaled to length 1 (empty when none is known)."""
+    weights = {gram: count * idf[gram] for gram, count in grams.items() if gram in idf}
+    norm = math.sqrt(sum(w * w for w in weights.values()))
+    return {gram: weight / norm for gram, weight in weights.items()} if norm else {}
+
+
 class _CosineIndex:
     """TF-IDF vectors of documents, each owned by an article id (or `intent:<name>`); cosine by postings.
 
@@ -123,19 +167,13 @@ class _CosineIndex:
 
     def __init__(self, documents: Sequence[tuple[str, Features]]) -> None:
         documents = sorted(documents, key=lambda document: document[0])
-        document_frequency: Counter[str] = Counter()
-        for _, grams in documents:
-            document_frequency.update(grams.keys())
-        total = len(documents) or 1
-        self.idf = {gram: math.log((1 + total) / (1 + df)) + 1 for gram, df in document_frequency.items()}
+        self.idf = inverse_document_frequency(documents)
         postings: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
         self._owners: list[tuple[str, int, int]] = []  # owner, first document, end
         for index, (owner, grams) in enumerate(documents):
-            weights = {gram: count * self.idf[gram] for gram, count in grams.items()}
-            norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-            for gram, weight in weights.items():
+            for gram, weight in unit_tfidf(grams, self.idf).items():
                 postings[gram][0].append(index)
-                postings[gram][1].append(weight / norm)
+                postings[gram][1].append(weight)
             if self._owners and self._owners[-1][0] == owner:
                 self._owners[-1] = (owner, self._owners[-1][1], index + 1)
             else:
@@ -144,16 +182,14 @@ class _CosineIndex:
         self._size = len(documents)
 
     def best_per_owner(self, grams: Features) -> dict[str, float]:
-        query = {gram: count * self.idf[gram] for gram, count in grams.items() if gram in self.idf}
-        norm = math.sqrt(sum(w * w for w in query.values()))
-        if not norm:
+        query = unit_tfidf(grams, self.idf)
+        if not query:
             return {}
         scores = [0.0] * self._size
         for gram, weight in query.items():
             indices, doc_weights = self._postings[gram]
-            scaled = weight / norm
             for index, doc_weight in zip(indices, doc_weights, strict=True):
-                scores[index] += scaled * doc_weight
+                scores[index] += weight * doc_weight
         best = {owner: max(scores[first:end]) for owner, first, end in self._owners}
         return {owner: score for owner, score in best.items() if score > 0}
 
@@ -165,9 +201,9 @@ class _LearnedRanker:
     is 1, so it mixes with the cosine on the same scale.
     """
 
-    def __init__(self, documents: Sequence[tuple[str, Features]], idf: dict[str, float]) -> None:
-        self._idf = idf
-        self._column = {gram: column for column, gram in enumerate(sorted(idf))}
+    def __init__(self, documents: Sequence[tuple[str, Features]]) -> None:
+        self._idf = inverse_document_frequency(documents)
+        self._column = {gram: column for column, gram in enumerate(sorted(self._idf))}
         rows: list[int] = []
         columns: list[int] = []
         values: list[float] = []
@@ -187,9 +223,8 @@ class _LearnedRanker:
         self._intercepts = intercepts
 
     def _weights(self, grams: Features) -> tuple[list[int], list[float]]:
-        known = [(self._column[gram], count * self._idf[gram]) for gram, count in grams.items() if gram in self._idf]
-        norm = math.sqrt(sum(weight * weight for _, weight in known)) or 1.0
-        return [column for column, _ in known], [weight / norm for _, weight in known]
+        unit = unit_tfidf(grams, self._idf)
+        return [self._column[gram] for gram in unit], list(unit.values())
 
     def scores(self, grams: Features) -> dict[str, float]:
         columns, weights = self._weights(grams)
@@ -197,9 +232,9 @@ class _LearnedRanker:
         return dict(zip(self.owners, np.clip((margins + 1) / 2, 0.0, 1.0).tolist(), strict=True))
 
     @classmethod
-    def trained(cls, documents: Sequence[tuple[str, Features]], idf: dict[str, float]) -> _LearnedRanker | None:
+    def trained(cls, documents: Sequence[tuple[str, Features]]) -> _LearnedRanker | None:
         """None when there is nothing to tell apart (fewer than two owners)."""
-        return cls(documents, idf) if len({owner for owner, _ in documents}) >= 2 else None
+        return cls(documents) if len({owner for owner, _ in documents}) >= 2 else None
 
 
 class LexicalSearch:
@@ -216,19 +251,24 @@ class LexicalSearch:
         lexicon: ConceptLexicon | None = None,
     ) -> None:
         self.lexicon = ConceptLexicon.load() if lexicon is None else lexicon
-        documents: list[tuple[str, Features]] = []
+        texts: list[tuple[str, str]] = []  # owner, text
         for article in library:
-            for text in (*article.questions, *article.title.values()):
-                documents.append((article.id, features(text, self.lexicon)))
+            texts.extend((article.id, text) for text in (*article.questions, *article.title.values()))
         examples = load_intent_examples() if intent_examples is None else intent_examples
-        for intent, texts in examples.items():
+        for intent, intent_texts in examples.items():
             # conversation.yml also holds a few article examples (faq/<id>): they count for that article
             article_id = intent.removeprefix("faq/")
             owner = article_id if intent.startswith("faq/") and article_id in library.articles else f"intent:{intent}"
-            documents.extend((owner, features(text, self.lexicon)) for text in texts)
+            texts.extend((owner, text) for text in intent_texts)
+        documents = [(owner, features(text, self.lexicon)) for owner, text in texts]
         self._nearest = _CosineIndex(documents)
         self._pooled = _CosineIndex(_pool(documents))
-        self._learned = _LearnedRanker.trained(documents, self._nearest.idf)
+        self._learned = _LearnedRanker.trained(
+            [
+                (owner, grams | skeleton_features(text))
+                for (owner, grams), (_, text) in zip(documents, texts, strict=True)
+            ]
+        )
 
     def rank(self, text: str, *, limit: int = 3) -> list[ArticleCandidate]:
         """Best owners first: article ids, or `intent:<name>` when a conversational example is closest."""
@@ -240,7 +280,7 @@ class LexicalSearch:
             for owner in nearest.keys() | pooled.keys()
         }
         if self._learned is not None and scores:  # no shared feature at all: nothing to rank
-            learned = self._learned.scores(grams)
+            learned = self._learned.scores(grams | skeleton_features(text))
             scores = {
                 owner: (1 - LEARNED_SHARE) * scores.get(owner, 0.0) + LEARNED_SHARE * learned.get(owner, 0.0)
                 for owner in scores.keys() | learned.keys()

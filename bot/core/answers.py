@@ -58,6 +58,9 @@ class Thresholds:
     # Rasa's `out_of_scope` at or above this intent confidence is final: no article outweighs it. Below it, a close
     # article match is still answered (an Urdu question Rasa is unsure about). 1.01 would let any close match through.
     out_of_scope_confidence: float = 0.99
+    # Rasa's greet, goodbye, thanks or help below this intent confidence is not trusted: the message goes through the
+    # article policy like an unsure one (keyboard mash came back as `goodbye` at 0.45). 0 trusts every one.
+    small_talk_confidence: float = 0.0
 
 
 class Answers:
@@ -83,13 +86,17 @@ class Answers:
 
     def plan(self, understanding: Understanding) -> Plan:
         """The decision alone (which article, which others), without rendering: the policy itself."""
-        if understanding.intent in SMALL_TALK and not self._article_outweighs(understanding):
+        doubtful_small_talk = self._doubtful_small_talk(understanding)
+        small_talk = understanding.intent in SMALL_TALK and not doubtful_small_talk
+        if small_talk and not self._article_outweighs(understanding):
             return Plan(Decision(understanding.intent))
         limits = self.thresholds
         candidates = self.steer_by_platform(understanding)
         top = candidates[0] if candidates else None
         needed = limits.answer if self._sure_it_is_a_question(understanding) else limits.answer_unsure
-        article_intent = understanding.intent == RETRIEVAL_INTENT or understanding.intent in UNSURE_INTENTS
+        article_intent = (
+            understanding.intent == RETRIEVAL_INTENT or understanding.intent in UNSURE_INTENTS or doubtful_small_talk
+        )
         if top and article_intent and top.confidence >= needed:
             others = [c.article_id for c in candidates[1:] if c.confidence >= limits.alternative][:ALTERNATIVES]
             if not others:
@@ -117,6 +124,14 @@ class Answers:
         if understanding.intent != RETRIEVAL_INTENT:
             return False
         return understanding.source != "rasa" or understanding.confidence >= self.thresholds.faq_confidence
+
+    def _doubtful_small_talk(self, understanding: Understanding) -> bool:
+        """Rasa's small talk (not out_of_scope) with less confidence than `small_talk_confidence`."""
+        return (
+            understanding.intent in SMALL_TALK - UNSURE_INTENTS
+            and understanding.source == "rasa"
+            and understanding.confidence < self.thresholds.small_talk_confidence
+        )
 
     def _sure_it_is_out_of_scope(self, understanding: Understanding) -> bool:
         """Rasa says `out_of_scope` confidently ("pay my electricity bill with jazzcash": words of an article, not its

@@ -160,6 +160,15 @@ def test_small_talk_is_never_replaced_by_an_article(answers: Answers) -> None:
     assert reply.decision is Decision.GREET and reply.article_id is None
 
 
+def test_small_talk_rasa_doubts_goes_through_the_article_policy(library: Library) -> None:
+    """Keyboard mash came back from Rasa as `goodbye` at 0.45: below the bar it is an honest "I don't know"."""
+    doubting = Answers(library, Thresholds(small_talk_confidence=0.6))
+    assert doubting.decide(understood("goodbye", confidence=0.45), ENGLISH).decision is Decision.DONT_KNOW
+    assert doubting.decide(understood("goodbye", confidence=0.95), ENGLISH).decision is Decision.GOODBYE
+    close = ("fiverr_withdrawal", doubting.thresholds.answer_unsure + 0.05)
+    assert doubting.decide(understood("thanks", close, confidence=0.4), ENGLISH).article_id == "fiverr_withdrawal"
+
+
 def test_a_named_platform_lifts_its_article_to_the_answer(answers: Answers) -> None:
     """ "withdraw from upwork" with Fiverr's article ranked first: the Upwork one is answered."""
     reply = answers.decide(

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from content.library import Library
-from nlu.lexical import ConceptLexicon, LexicalSearch, words_of
+from nlu.lexical import ConceptLexicon, LexicalSearch, features, skeleton_features, words_of
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +82,23 @@ def test_the_learned_ranker_tells_neighbours_apart_where_shared_letters_mislead(
         assert articles[0].article_id == expected, message
 
 
-def test_with_rasa_down_an_off_topic_question_is_out_of_scope_and_keyboard_mash_unknown(
-    lexical: LexicalSearch,
-) -> None:
+def test_with_rasa_down_off_topic_questions_and_keyboard_mash_get_no_article(lexical: LexicalSearch) -> None:
     assert lexical.understand("how do I train my parrot to type", reason="test").intent == "out_of_scope"
-    assert lexical.understand("zqxj vwkb", reason="test").intent == "nlu_fallback"
+    assert lexical.understand("zqxj vwkb", reason="test").intent in {"out_of_scope", "nlu_fallback"}
+    assert lexical.understand("🙂🙂", reason="test").intent == "nlu_fallback"  # nothing the search knows
+
+
+def test_roman_urdu_and_urdu_script_meet_on_consonant_skeletons() -> None:
+    """The two spellings share no letter; the learned ranker sees them share most skeleton features."""
+    roman = skeleton_features("meri behen bhi yehi chahti thi")
+    urdu = skeleton_features("میری بہن بھی یہی چاہتی تھی")
+    assert len(roman.keys() & urdu.keys()) >= 0.8 * len(urdu)
+    assert not features("meri behen", ConceptLexicon({})).keys() & features("میری بہن", ConceptLexicon({})).keys()
+
+
+def test_a_long_junk_word_does_not_outweigh_the_question(lexical: LexicalSearch) -> None:
+    question = "withdraw my fiverr money to my meezan bank account"
+    assert lexical.rank(question + " " + "x" * 40, limit=1)[0].article_id == "fiverr_withdrawal"
 
 
 def test_a_library_of_two_articles_still_ranks_both(library: Library) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.script import with_urdu_letters
+from nlu.script import consonant_skeleton, with_urdu_letters
 
 
 def test_arabic_keyboard_letters_and_eastern_digits_become_urdu_ones() -> None:
@@ -27,3 +27,21 @@ def test_upwork_written_with_alef_madda_reads_as_upwork(typed: str, read: str) -
 def test_you_and_other_words_are_left_alone(text: str) -> None:
     """آپ ("you") on its own, or before a longer word, is not Upwork."""
     assert with_urdu_letters(text) == text
+
+
+@pytest.mark.parametrize(
+    ("spellings", "skeleton"),
+    [
+        (("paise", "paisay", "پیسے"), "ps"),
+        (("kaise", "kese", "کیسے"), "ks"),
+        (("account", "akaunt", "اکاؤنٹ"), "knt"),
+        (("check", "chek", "چیک"), "ck"),
+        (("kitni", "کتنی"), "ktn"),
+    ],
+)
+def test_one_word_in_three_scripts_has_one_consonant_skeleton(spellings: tuple[str, ...], skeleton: str) -> None:
+    assert {consonant_skeleton(word) for word in spellings} == {skeleton}
+
+
+def test_different_words_keep_different_skeletons() -> None:
+    assert len({consonant_skeleton(word) for word in ("paise", "fees", "bank", "کام", "نام")}) == 5
