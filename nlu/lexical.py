@@ -7,7 +7,8 @@ training question with the article's questions pooled, so a message that borrows
 one article still finds it.
 
 A linear SVM over the same features adds what the cosine cannot learn: which trigrams tell two neighbouring
-articles apart (the cosine weighs every shared trigram alike). It trains in about 0.1 s when the search is built.
+articles apart (the cosine weighs every shared trigram alike). It trains in about half a second when the search
+is built.
 """
 
 from __future__ import annotations
@@ -45,16 +46,16 @@ NEAREST_SHARE = 0.4
 # Consonant-skeleton features (nlu/script.py) let "paisay", "پیسے" and "paise" meet: trigrams of each word's skeleton,
 # and 4-grams across the message's skeleton with the spaces taken out, for loanwords Urdu script writes as two words
 # ("اپ ورک", "فری لانسنگ"). Only the learned ranker sees them: short skeletons are common, so they would make the
-# cosine's postings long (rank time 1.4 -> 2.8 ms) for no gain. By 3-fold cross-validation on the training data:
-# lexical top-1 0.755 -> 0.775, Urdu script 0.728 -> 0.770 (docs/BENCHMARKS.md, round 9).
+# cosine's postings long (rank time 1.4 -> 2.8 ms) for no gain. By 3-fold cross-validation on the training data,
+# with C below: lexical top-1 0.755 -> 0.789, Urdu script 0.728 -> 0.790 (docs/BENCHMARKS.md, round 9).
 SKELETON_WEIGHT = 1.5
-JOINED_SKELETON_WEIGHT = 0.5
+JOINED_SKELETON_WEIGHT = 1.0
 JOINED_NGRAM = 4
-# The learned ranker's share of the score, and its SVM's C: 3-fold cross-validation on the training data put the
-# right article first for 0.787 of held-back questions at (0.7, 1.0) against 0.741 for the cosine alone
-# (docs/BENCHMARKS.md, round 8).
+# The learned ranker's share of the score, and its SVM's C, by 3-fold cross-validation on the training data: round 8
+# chose (0.7, 1.0); with the skeletons' many more features a looser fit is better (C 1 -> 3: 0.775 -> 0.789; 2 and 4
+# were within 0.006; share 0.6-0.8 within 0.009).
 LEARNED_SHARE = 0.7
-SVM_C = 1.0
+SVM_C = 3.0
 CONCEPTS_FILE = NLU_DIR / "concepts.yml"
 _NON_WORD = re.compile(r"[^\w\s]")
 # Urdu vowel marks (zer, zabar, pesh...) and the zero-width non-joiner are optional in writing: dropped, not spaces
