@@ -34,8 +34,8 @@ from nlu.understanding import ArticleCandidate, Understanding
 
 NGRAM = 3
 # Below this score the lexical search alone (Rasa down) says "I don't know" rather than answer. With the learned
-# ranker and the consonant skeletons, 0.25 puts the right article first for 0.764 of held-back questions and refuses
-# 0.856 of out-of-scope ones (3-fold cross-validation; without the skeletons 0.747 and 0.822; the cosine alone at
+# ranker and the consonant skeletons, 0.25 puts the right article first for 0.776 of held-back questions and refuses
+# 0.868 of out-of-scope ones (3-fold cross-validation; without the skeletons 0.747 and 0.822; the cosine alone at
 # 0.3 did 0.686 and 0.721).
 MIN_SCORE = 0.25
 # A concept counts as much as this many character trigrams; the nearest question's share of the score (the rest is
