@@ -17,7 +17,6 @@ from nlu.pipeline import FALLBACK_INTENT
 from nlu.understanding import ArticleCandidate, Understanding
 from storage.codebook import Decision
 
-PLATFORM_STEER_RATIO = 0.25
 SMALL_TALK = {"greet", "goodbye", "thanks", "help", "out_of_scope"}  # each answered by the ui.yml text of that name
 UNSURE_INTENTS = {FALLBACK_INTENT, "out_of_scope"}  # Rasa is unsure, or thinks it is not about freelancing
 ALTERNATIVES = 2  # "Not this? → …" buttons under an answer
@@ -92,7 +91,7 @@ class Answers:
         if small_talk and not self._article_outweighs(understanding):
             return Plan(Decision(understanding.intent))
         limits = self.thresholds
-        candidates = self.steer_by_platform(understanding)
+        candidates = [c for c in understanding.articles if c.article_id in self.library.articles]
         top = candidates[0] if candidates else None
         needed = limits.answer if self._sure_it_is_a_question(understanding) else limits.answer_unsure
         article_intent = (
@@ -156,25 +155,6 @@ class Answers:
             return label
         room = MAX_LABEL_CHARS - len(self.library.text("not_this", lang, title="")) - 1
         return self.library.text("not_this", lang, title=title[:room].rstrip() + "…")
-
-    def steer_by_platform(self, understanding: Understanding) -> list[ArticleCandidate]:
-        """Known articles, best first; a named platform lifts the best article about that platform to the top."""
-        candidates = [c for c in understanding.articles if c.article_id in self.library.articles]
-        platforms = set(understanding.entities.get("platform", []))
-        if not candidates or not platforms:
-            return candidates
-        top_article = self.library.articles[candidates[0].article_id]
-        if platforms & set(top_article.platforms):
-            return candidates
-        for index, candidate in enumerate(candidates[1:], start=1):
-            article = self.library.articles[candidate.article_id]
-            if (
-                platforms & set(article.platforms)
-                and candidate.confidence >= PLATFORM_STEER_RATIO * candidates[0].confidence
-            ):
-                promoted = ArticleCandidate(candidate.article_id, max(candidate.confidence, candidates[0].confidence))
-                return [promoted, *candidates[:index], *candidates[index + 1 :]]
-        return candidates
 
     def reported_intent(self, understanding: Understanding, article_id: str | None) -> str:
         """Retrieval answers report the article's topic intent (ask_payments...), others the NLU's intent."""

@@ -169,18 +169,14 @@ def test_small_talk_rasa_doubts_goes_through_the_article_policy(library: Library
     assert doubting.decide(understood("thanks", close, confidence=0.4), ENGLISH).article_id == "fiverr_withdrawal"
 
 
-def test_a_named_platform_lifts_its_article_to_the_answer(answers: Answers) -> None:
-    """ "withdraw from upwork" with Fiverr's article ranked first: the Upwork one is answered."""
+def test_a_named_platform_does_not_displace_the_best_article(answers: Answers) -> None:
+    """ "my fiverr account got hacked": account safety (for every platform) stays ahead of Fiverr sign-up. Lifting
+    the named platform's article used to send it to Fiverr sign-up; cross-validation (round 9) put first replies
+    0.679 -> 0.688 without that lift."""
     reply = answers.decide(
-        understood(
-            "faq",
-            ("fiverr_withdrawal", 0.8),
-            ("upwork_withdrawal", 0.7),
-            platform=["upwork"],
-        ),
-        ENGLISH,
+        understood("faq", ("account_safety", 0.8), ("fiverr_account_create", 0.3), platform=["fiverr"]), ENGLISH
     )
-    assert reply.article_id == "upwork_withdrawal"
+    assert reply.article_id == "account_safety"
 
 
 @pytest.mark.parametrize("top", [0.9, LIMITS.answer + 0.01, LIMITS.suggest - 0.01, LIMITS.suggest / 2])
