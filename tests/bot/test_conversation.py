@@ -89,10 +89,10 @@ async def test_urdu_script_from_english_user_is_offered_a_switch(conversation: C
 
 async def test_nonsense_is_honest_and_recorded_for_coordinators(conversation: Conversation, db: Database) -> None:
     await conversation.press(AYESHA, "consent:yes")
-    reply = await conversation.handle_text(AYESHA, "jjjj qqqq")
+    reply = await conversation.handle_text(AYESHA, "zqxj vwkb")
     assert reply.decision is Decision.DONT_KNOW
     [unanswered] = await events_of(conversation, db, AYESHA, kind="unanswered")
-    assert unanswered.text == "jjjj qqqq"
+    assert unanswered.text == "zqxj vwkb"
 
 
 async def test_stickers_and_voice_notes_get_a_text_reply(conversation: Conversation, db: Database) -> None:

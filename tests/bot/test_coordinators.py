@@ -356,9 +356,9 @@ async def test_stats_show_the_funnel_medians_answers_and_feedback(
     await core.press(trainee, "consent:yes")
     answer = await core.handle_text(trainee, "how do I withdraw my money from fiverr")
     await core.press(trainee, f"fb:down:{answer.article_id}")
-    # keyboard mash sharing no feature with the training data: "I don't know" (not out of scope)
-    await core.handle_text(trainee, "jjjj qqqq")
-    await core.handle_text(trainee, "qqqq jjjj")
+    # keyboard mash: nothing in the training data shares a trigram with it, so "I don't know" (not out of scope)
+    await core.handle_text(trainee, "zqxj vwkb")
+    await core.handle_text(trainee, "vwkb zqxj")
     clock.advance(days=3)
     await core.press(trainee, "ms:set:first_proposal_sent:1")
     await core.journal.flush()
@@ -367,13 +367,13 @@ async def test_stats_show_the_funnel_medians_answers_and_feedback(
     assert "Median days from /start to “" in stats.text and ": 3" in stats.text
     assert "👎 1" in stats.text
     unanswered = await core.command(person(COORDINATOR), "unanswered")
-    assert "(2×)" in unanswered.text and "jjjj" in unanswered.text  # the two mashes are one group
+    assert "(2×)" in unanswered.text and "zqxj" in unanswered.text  # the two mashes are one group
     assert "👎 1" in unanswered.text
     [added] = [d for d in button_data(unanswered) if d.startswith("un:")]
     assert (await core.press(person(COORDINATOR), added)).toast_only
     await core.journal.flush()
     after = await core.command(person(COORDINATOR), "unanswered")
-    assert "jjjj" not in after.text
+    assert "zqxj" not in after.text
 
 
 async def test_unanswered_questions_of_users_who_did_not_consent_are_counted_never_shown(
@@ -381,10 +381,10 @@ async def test_unanswered_questions_of_users_who_did_not_consent_are_counted_nev
 ) -> None:
     trainee = person(700_300)
     await core.command(trainee, "start")
-    await core.handle_text(trainee, "jjjj qqqq")
+    await core.handle_text(trainee, "zqxj vwkb")
     await core.journal.flush()
     listed = await core.command(person(COORDINATOR), "unanswered")
-    assert "jjjj" not in listed.text and "+ 1 from users who did not share" in listed.text
+    assert "zqxj" not in listed.text and "+ 1 from users who did not share" in listed.text
 
 
 # ---- hand-off ----------------------------------------------------------------------------------------------------
