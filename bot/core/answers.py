@@ -37,8 +37,8 @@ class Thresholds:
     """Cut-offs on the best article's blended score (ResponseSelector confidence and lexical score, 0..1).
 
     Chosen by 3-fold cross-validation on the training data (`bench/calibrate.py`), never on the held-out file:
-    the most right first replies while out-of-scope recall stays where the policy before issue 9 had it (round 9,
-    3,831 examples, docs/BENCHMARKS.md). Rasa's `faq` is trusted only when it is as confident as it is about real
+    the most right first replies while out-of-scope recall stays where the policy before issue 9 had it (round 10,
+    4,043 examples, docs/BENCHMARKS.md). Rasa's `faq` is trusted only when it is as confident as it is about real
     article questions (`faq_confidence`); then even a modest match is answered, because in cross-validation
     answering beat "did you mean" at every score. A less confident `faq`, `nlu_fallback` and `out_of_scope` need a
     close match (`answer_unsure`), unless Rasa is sure it is out of scope (`out_of_scope_confidence`); a little
@@ -46,22 +46,23 @@ class Thresholds:
     of the time, so every answer offers the next two articles ("Not this? → …").
     """
 
-    answer: float = 0.3  # Rasa is sure it is `faq`: answer the best article at or above this
-    answer_unsure: float = 0.65  # Rasa is unsure (or calls it out_of_scope): an article this close is still answered
-    suggest: float = 0.5  # below an answer, at or above this: "did you mean" with up to three articles
+    answer: float = 0.275  # Rasa is sure it is `faq`: answer the best article at or above this
+    answer_unsure: float = 0.55  # Rasa is unsure (or calls it out_of_scope): an article this close is still answered
+    suggest: float = 0.55  # below an answer, at or above this: "did you mean" with up to three articles
     alternative: float = 0.05  # an alternative below this is not worth a button
     # Rasa's `faq` counts as sure only at or above this intent confidence; below, the message is treated like an
     # unsure one. In round 8's cross-validation 98.7% of the article questions Rasa called `faq` came with 0.999 or
-    # more, and only 66% of the out-of-scope messages it called `faq` did; round 9's chose 0.99999
+    # more, and only 66% of the out-of-scope messages it called `faq` did; round 9's chose 0.99999, round 10's 0.9999
     # (docs/BENCHMARKS.md). 0 would trust every `faq`.
-    faq_confidence: float = 0.99999
+    faq_confidence: float = 0.9999
     # Rasa's `out_of_scope` at or above this intent confidence is final: no article outweighs it. Below it, a close
     # article match is still answered (an Urdu question Rasa is unsure about). 1.01 would let any close match through.
     out_of_scope_confidence: float = 0.99
     # Rasa's greet, goodbye, thanks or help below this intent confidence is not trusted: the message goes through the
-    # article policy like an unsure one (keyboard mash came back as `goodbye` at 0.45). 0 trusts every one. In
-    # cross-validation 0.5 kept 0.24% fewer conversational messages and refused 0.24% more out-of-scope ones.
-    small_talk_confidence: float = 0.5
+    # article policy like an unsure one (keyboard mash came back as `goodbye` at 0.45). 0 trusts every one. Round 9's
+    # cross-validation chose 0.5 (0.24% more out-of-scope refused); round 10's, with more Urdu small talk, found no
+    # out-of-scope message it catches and 4 real ones it loses ("how does this work", "اللہ حافظ بھائی"), so 0.
+    small_talk_confidence: float = 0.0
 
 
 class Answers:
