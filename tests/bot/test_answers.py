@@ -174,6 +174,7 @@ def test_by_default_a_hesitant_request_for_help_still_gets_help(answers: Answers
     Rasa's small talk at any confidence, so the user gets the help text, not "I don't know"."""
     assert answers.decide(understood("help", confidence=0.43), ENGLISH).decision is Decision.HELP
 
+
 def test_a_named_platform_does_not_displace_the_best_article(answers: Answers) -> None:
     """ "my fiverr account got hacked": account safety (for every platform) stays ahead of Fiverr sign-up. Lifting
     the named platform's article used to send it to Fiverr sign-up; cross-validation (round 9) put first replies
