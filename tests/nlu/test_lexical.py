@@ -38,12 +38,12 @@ def test_a_low_star_count_is_a_bad_review_and_five_stars_a_good_one(lexicon: Con
         assert "negative" not in lexicon.find(words_of(message)), message
 
 
-
 def test_being_asked_to_deposit_money_for_work_reads_as_a_scam(lexicon: ConceptLexicon) -> None:
     """ "5000 jama karao to kaam milega" got "I don't know" in round 9: the deposit, not a word like "scam", tells."""
     for message in ("5000 jama karao to data entry ka kaam milega", "پہلے 3000 جمع کروائیں پھر کام ملے گا"):
         assert "scam" in lexicon.find(words_of(message)), message
     assert "scam" not in lexicon.find(words_of("paise jama ho gaye account mein"))  # money arriving is no deposit
+
 
 def test_an_unrelated_word_sharing_letters_is_no_concept(lexicon: ConceptLexicon) -> None:
     assert "fee" not in lexicon.find(words_of("cutting edge design"))  # "cut" is a whole word, not a prefix
