@@ -125,7 +125,10 @@ async def test_two_dispatchers_at_once_never_send_the_same_row(committed_db: Dat
     await api.start()
     try:
         chats = await fill(committed_db, {"broadcast": 600}, first_chat=60_000)
-        env = env_for(database_url, api, RAHNUMA_SEND_RATE="200")
+        # 600 rows at 60/s take 10 s: time for both to overlap though each spends seconds starting (it builds the
+        # lexical search) and one can start well after the other on a busy machine. At 200/s (3 s) a fresh-clone CI
+        # once saw the first process send all 600 before the second claimed anything.
+        env = env_for(database_url, api, RAHNUMA_SEND_RATE="60")
         first, second = await asyncio.gather(run_dispatch(env), run_dispatch(env))
         # On a loaded machine a row can meet a busy database and stay claimed until its lease expires: one more
         # pass after the lease picks such rows up (it must still send nothing twice).
