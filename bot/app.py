@@ -224,6 +224,8 @@ def _open_runtime_factory(settings: Settings, *, with_dispatcher: bool):  # type
     async def open_runtime_for(application: RahnumaApplication) -> None:
         runtime = await open_runtime(settings)
         application.bot_data.runtime = runtime
+        # the lexical index is built on first use; build it now, so the first user does not wait for it
+        await asyncio.to_thread(runtime.conversation.understander.lexical.warm)
         runtime.conversation.bot_username = application.bot.username
         if with_dispatcher:
             await _start_dispatcher(application, settings)

@@ -18,12 +18,11 @@ import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
-from scipy.sparse import csr_matrix
-from sklearn.svm import LinearSVC
 
 from content.library import Library
 from nlu.entities import extract_entities, load_surface_forms
@@ -203,6 +202,10 @@ class _LearnedRanker:
     """
 
     def __init__(self, documents: Sequence[tuple[str, Features]]) -> None:
+        # imported here: scikit-learn takes about 1.5 s to import, which only the index build should pay
+        from scipy.sparse import csr_matrix
+        from sklearn.svm import LinearSVC
+
         self._idf = inverse_document_frequency(documents)
         self._column = {gram: column for column, gram in enumerate(sorted(self._idf))}
         rows: list[int] = []
@@ -243,6 +246,8 @@ class LexicalSearch:
 
     A document's owner is an article id, or `intent:<name>` for the conversational examples.
     Both come from the same files Rasa trains on (the articles' questions and nlu/data/conversation.yml).
+    The index is built on first use (about 2.5 s for 4,000 questions): commands that never read a message
+    (`rahnuma outbox`, `broadcast`, `dispatch`) do not pay for it, and the bot builds it at start with `warm()`.
     """
 
     def __init__(
@@ -251,37 +256,36 @@ class LexicalSearch:
         intent_examples: dict[str, list[str]] | None = None,
         lexicon: ConceptLexicon | None = None,
     ) -> None:
-        self.lexicon = ConceptLexicon.load() if lexicon is None else lexicon
-        texts: list[tuple[str, str]] = []  # owner, text
-        for article in library:
-            texts.extend((article.id, text) for text in (*article.questions, *article.title.values()))
-        examples = load_intent_examples() if intent_examples is None else intent_examples
-        for intent, intent_texts in examples.items():
-            # conversation.yml also holds a few article examples (faq/<id>): they count for that article
-            article_id = intent.removeprefix("faq/")
-            owner = article_id if intent.startswith("faq/") and article_id in library.articles else f"intent:{intent}"
-            texts.extend((owner, text) for text in intent_texts)
-        documents = [(owner, features(text, self.lexicon)) for owner, text in texts]
-        self._nearest = _CosineIndex(documents)
-        self._pooled = _CosineIndex(_pool(documents))
-        self._learned = _LearnedRanker.trained(
-            [
-                (owner, grams | skeleton_features(text))
-                for (owner, grams), (_, text) in zip(documents, texts, strict=True)
-            ]
-        )
+        self._library = library
+        self._intent_examples = intent_examples
+        self._lexicon = lexicon
+        self._index: _Index | None = None
+
+    @property
+    def lexicon(self) -> ConceptLexicon:
+        return self._built().lexicon
+
+    def warm(self) -> None:
+        """Build the index now rather than on the first message."""
+        self._built()
+
+    def _built(self) -> _Index:
+        if self._index is None:
+            self._index = _Index.build(self._library, self._intent_examples, self._lexicon)
+        return self._index
 
     def rank(self, text: str, *, limit: int = 3) -> list[ArticleCandidate]:
         """Best owners first: article ids, or `intent:<name>` when a conversational example is closest."""
-        grams = features(text, self.lexicon)
-        nearest = self._nearest.best_per_owner(grams)
-        pooled = self._pooled.best_per_owner(grams)
+        index = self._built()
+        grams = features(text, index.lexicon)
+        nearest = index.nearest.best_per_owner(grams)
+        pooled = index.pooled.best_per_owner(grams)
         scores = {
             owner: NEAREST_SHARE * nearest.get(owner, 0.0) + (1 - NEAREST_SHARE) * pooled.get(owner, 0.0)
             for owner in nearest.keys() | pooled.keys()
         }
-        if self._learned is not None and scores:  # no shared feature at all: nothing to rank
-            learned = self._learned.scores(grams | skeleton_features(text))
+        if index.learned is not None and scores:  # no shared feature at all: nothing to rank
+            learned = index.learned.scores(grams | skeleton_features(text))
             scores = {
                 owner: (1 - LEARNED_SHARE) * scores.get(owner, 0.0) + LEARNED_SHARE * learned.get(owner, 0.0)
                 for owner in scores.keys() | learned.keys()
@@ -311,6 +315,36 @@ class LexicalSearch:
             parse_ms=(time.perf_counter() - started) * 1000,
             degraded_reason=reason,
         )
+
+
+@dataclass(frozen=True)
+class _Index:
+    """What LexicalSearch ranks with: the nearest-question and pooled cosine indexes and the learned ranker."""
+
+    lexicon: ConceptLexicon
+    nearest: _CosineIndex
+    pooled: _CosineIndex
+    learned: _LearnedRanker | None
+
+    @classmethod
+    def build(
+        cls, library: Library, intent_examples: dict[str, list[str]] | None, lexicon: ConceptLexicon | None
+    ) -> _Index:
+        lexicon = ConceptLexicon.load() if lexicon is None else lexicon
+        texts: list[tuple[str, str]] = []  # owner, text
+        for article in library:
+            texts.extend((article.id, text) for text in (*article.questions, *article.title.values()))
+        examples = load_intent_examples() if intent_examples is None else intent_examples
+        for intent, intent_texts in examples.items():
+            # conversation.yml also holds a few article examples (faq/<id>): they count for that article
+            article_id = intent.removeprefix("faq/")
+            owner = article_id if intent.startswith("faq/") and article_id in library.articles else f"intent:{intent}"
+            texts.extend((owner, text) for text in intent_texts)
+        documents = [(owner, features(text, lexicon)) for owner, text in texts]
+        pairs = zip(documents, texts, strict=True)
+        with_skeletons = [(owner, grams | skeleton_features(text)) for (owner, grams), (_, text) in pairs]
+        learned = _LearnedRanker.trained(with_skeletons)
+        return cls(lexicon, _CosineIndex(documents), _CosineIndex(_pool(documents)), learned)
 
 
 def _pool(documents: Iterable[tuple[str, Features]]) -> list[tuple[str, Features]]:
