@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from bot.evaluation import (  # noqa: E402
     side_by_side,
 )
 from content.library import Library, load_library  # noqa: E402
-from nlu.examples import intent_examples  # noqa: E402
+from nlu.examples import HELD_OUT_FILES, intent_examples  # noqa: E402
 
 BM25_WEIGHT = 0.1  # chosen by leave-one-out on the training data, like the threshold
 MIN_OOS_RECALL = 0.92
@@ -174,20 +175,25 @@ class Peer:
         }  # fmt: skip
 
 
-def evaluate_peer(library: Library) -> tuple[list[Figures], dict[str, float]]:
-    """The peer at its floor-rule threshold, then at its balanced one."""
+def evaluate_peer(library: Library, held_out: Sequence[Path]) -> tuple[list[list[Figures]], dict[str, float]]:
+    """Per held-out file: the peer at its floor-rule threshold, then at its balanced one (one index for all)."""
     started = time.perf_counter()
     peer = Peer(library)
     built = time.perf_counter() - started
     calibration = peer.calibrate()
-    examples = load_examples()
-    started = time.perf_counter()
-    at_floor, balanced = peer.answer([example.text for example in examples], [peer.threshold, peer.balanced_threshold])
-    seconds = time.perf_counter() - started
-    figures = [
-        score_outcomes("peer", examples, at_floor, library, seconds),
-        score_outcomes("peer (balanced)", examples, balanced, library, seconds),
-    ]
+    figures = []
+    for path in held_out:
+        examples = load_examples(path)
+        started = time.perf_counter()
+        thresholds = [peer.threshold, peer.balanced_threshold]
+        at_floor, balanced = peer.answer([example.text for example in examples], thresholds)
+        seconds = time.perf_counter() - started
+        figures.append(
+            [
+                score_outcomes("peer", examples, at_floor, library, seconds),
+                score_outcomes("peer (balanced)", examples, balanced, library, seconds),
+            ]
+        )
     return figures, {**calibration, "build_seconds": round(built, 1)}
 
 
@@ -196,22 +202,34 @@ def main() -> int:
     parser.add_argument("--peer-only", action="store_true", help="skip Rahnuma (no Rasa server needed)")
     parser.add_argument("--json", action="store_true", help="figures and misses as JSON")
     parser.add_argument("--misses", action="store_true", help="list Rahnuma's misses too")
+    parser.add_argument(
+        "--held-out",
+        type=Path,
+        action="append",
+        help="a held-out file (repeatable); default: every file of nlu.examples.HELD_OUT_FILES that exists",
+    )
     args = parser.parse_args()
+    held_out = args.held_out or [path for path in HELD_OUT_FILES if path.exists()]
     library = load_library()
-    systems: list[Figures] = []
+    systems: list[list[Figures]] = [[] for _ in held_out]
     if not args.peer_only:
         from bot.settings import load_settings
 
-        systems.append(evaluate_rahnuma(load_settings()))
-    peers, calibration = evaluate_peer(library)
-    systems.extend(peers)
+        for per_file, figures in zip(systems, evaluate_rahnuma(load_settings(), held_out), strict=True):
+            per_file.append(figures)
+    peers, calibration = evaluate_peer(library, held_out)
+    for per_file, peer_figures in zip(systems, peers, strict=True):
+        per_file.extend(peer_figures)
     if args.json:
-        print(json.dumps({"systems": [s.as_dict() for s in systems], "peer": calibration}, ensure_ascii=False))
+        files = {str(path): [s.as_dict() for s in per_file] for path, per_file in zip(held_out, systems, strict=True)}
+        print(json.dumps({"held_out": files, "peer": calibration}, ensure_ascii=False))
         return 0
-    if args.misses:
-        for miss in systems[0].misses:
-            print(f"  miss: {miss['text']!r} expected {miss['label']} got {miss['predicted']} / {miss['article']}")
-    side_by_side(systems)
+    for path, per_file in zip(held_out, systems, strict=True):
+        if args.misses and not args.peer_only:
+            for miss in per_file[0].misses:
+                print(f"  miss: {miss['text']!r} expected {miss['label']} got {miss['predicted']} / {miss['article']}")
+        side_by_side(per_file, held_out=path)
+        print()
     print(
         f"peer: threshold {calibration['threshold']} chosen by leave-one-out on the training data "
         f"(first reply right {calibration['loo_first_reply_right']:.3f}, out-of-scope recall "

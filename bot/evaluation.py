@@ -12,7 +12,7 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -180,20 +180,24 @@ async def evaluate(understander: Understander, answers: Answers, examples: list[
     return score_outcomes("Rahnuma", examples, outcomes, answers.library, time.perf_counter() - started)
 
 
-async def evaluate_against(rasa_url: str, *, library: Library | None = None) -> Figures:
+async def evaluate_against(
+    rasa_url: str, held_out: Sequence[Path] = (TEST_FILE,), *, library: Library | None = None
+) -> list[Figures]:
+    """Rahnuma's figures on each held-out file, one Understander for all."""
     library = library or load_library()
     rasa = RasaClient(rasa_url, timeout_seconds=30)
+    understander, answers = Understander(LexicalSearch(library), rasa), Answers(library)
     try:
-        return await evaluate(Understander(LexicalSearch(library), rasa), Answers(library), load_examples())
+        return [await evaluate(understander, answers, load_examples(path)) for path in held_out]
     finally:
         await rasa.aclose()
 
 
-def evaluate_rahnuma(settings: Settings) -> Figures:
-    """Start a Rasa server with the trained model and evaluate the whole bot on the held-out file."""
+def evaluate_rahnuma(settings: Settings, held_out: Sequence[Path] = (TEST_FILE,)) -> list[Figures]:
+    """Start a Rasa server with the trained model and evaluate the whole bot on each held-out file."""
     log_file = PROJECT_ROOT / "data" / "rasa-eval.log"
     with rasa_process.serving(settings.rasa_executable, log_file=log_file, timeout=600) as url:
-        return asyncio.run(evaluate_against(url))
+        return asyncio.run(evaluate_against(url, held_out))
 
 
 def cross_validate(rasa: Path, folds: int = 5) -> dict[str, float]:
@@ -229,12 +233,14 @@ _MEASURES = (
 _SLICE_NAMES = {"english": "English", "roman_urdu": "Roman Urdu", "urdu_script": "Urdu script"}
 
 
-def side_by_side(systems: list[Figures], *, out: Callable[[str], None] = print) -> None:
+def side_by_side(systems: list[Figures], *, held_out: Path = TEST_FILE, out: Callable[[str], None] = print) -> None:
     """A table per measure: each system's figure overall and by language slice, with the issue's targets."""
     first = systems[0]
     counts = ", ".join(f"{_SLICE_NAMES[name]} {figures.examples}" for name, figures in first.slices.items())
+    path = held_out.resolve()
+    shown_path = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
     out(
-        f"Held-out file {TEST_FILE.relative_to(PROJECT_ROOT)}: {first.overall.examples} messages ({counts}); "
+        f"Held-out file {shown_path}: {first.overall.examples} messages ({counts}); "
         f"{first.overall.articles} article questions, {first.overall.out_of_scope} out of scope"
     )
     header = "| measure | system | all | " + " | ".join(_SLICE_NAMES[name] for name in SLICES) + " | target |"
@@ -251,7 +257,7 @@ def side_by_side(systems: list[Figures], *, out: Callable[[str], None] = print) 
 
 
 def run_evaluation(settings: Settings, *, cross_validation: bool, as_json: bool) -> int:
-    figures = evaluate_rahnuma(settings)
+    [figures] = evaluate_rahnuma(settings)
     extra: dict[str, float] = cross_validate(settings.rasa_executable) if cross_validation else {}
     if as_json:
         print(json.dumps({**figures.as_dict(), **extra, "misses": figures.misses}, ensure_ascii=False, indent=2))

@@ -11,6 +11,10 @@ import yaml
 NLU_DIR = Path(__file__).resolve().parent
 CONVERSATION_DATA = NLU_DIR / "data" / "conversation.yml"
 TEST_FILE = NLU_DIR / "tests" / "test_nlu.yml"
+# A second held-out file (round 11), written from the articles' titles and bodies only, by someone who had seen no
+# training example, no other held-out message and no result: a check that ten rounds on TEST_FILE did not overfit it.
+FRESH_TEST_FILE = NLU_DIR / "tests" / "test_nlu_fresh.yml"
+HELD_OUT_FILES = (TEST_FILE, FRESH_TEST_FILE)
 _ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +14,8 @@ from bot.evaluation import load_examples
 from content.library import Library, normalise_question
 from nlu import rasa_process
 from nlu.build import DOMAIN_FILE, FAQ_FILE, annotate, render_domain, render_faq_data
+from nlu.examples import FRESH_TEST_FILE, HELD_OUT_FILES, language_slice
 from nlu.examples import intent_examples as load_intent_examples
-from nlu.examples import language_slice
 
 NEAR_DUPLICATE = 0.9  # character-trigram cosine at or above which a held-out message counts as a training question
 
@@ -30,11 +31,15 @@ def test_misspelt_platforms_are_annotated_with_their_canonical_value() -> None:
     assert annotate("Upwork profile") == "[Upwork](platform) profile"
 
 
-def test_held_out_examples_are_never_training_examples(library: Library) -> None:
+HELD_OUT = pytest.mark.parametrize("held_out_file", HELD_OUT_FILES, ids=lambda path: path.name)
+
+
+@HELD_OUT
+def test_held_out_examples_are_never_training_examples(library: Library, held_out_file: Path) -> None:
     trained = {normalise_question(q) for article in library for q in article.questions}
     trained |= {normalise_question(t) for texts in load_intent_examples().values() for t in texts}
-    held_out = load_examples()
-    assert len(held_out) >= 250
+    held_out = load_examples(held_out_file)
+    assert len(held_out) >= (250 if held_out_file != FRESH_TEST_FILE else 150)
     leaked = [e.text for e in held_out if normalise_question(e.text) in trained]
     assert leaked == []
 
@@ -54,7 +59,8 @@ def _cosine(a: Counter[str], b: Counter[str]) -> float:
     return sum(weight * ub.get(gram, 0.0) for gram, weight in ua.items())
 
 
-def test_held_out_examples_are_not_near_copies_of_training_examples(library: Library) -> None:
+@HELD_OUT
+def test_held_out_examples_are_not_near_copies_of_training_examples(library: Library, held_out_file: Path) -> None:
     """A held-out message that is a training question with a typo or a word swapped would flatter the model."""
     trained = [q for article in library for q in article.questions]
     trained += [t for texts in load_intent_examples().values() for t in texts]
@@ -63,7 +69,7 @@ def test_held_out_examples_are_not_near_copies_of_training_examples(library: Lib
         for gram, weight in _unit(_trigrams(text)).items():
             postings.setdefault(gram, []).append((number, weight))
     too_close = []
-    for example in load_examples():
+    for example in load_examples(held_out_file):
         scores: Counter[int] = Counter()
         for gram, weight in _unit(_trigrams(example.text)).items():
             for number, other in postings.get(gram, ()):
@@ -97,6 +103,14 @@ def test_every_held_out_article_label_is_a_real_article(library: Library) -> Non
     labels = {e.label.split("/", 1)[1] for e in load_examples() if e.label.startswith("faq/")}
     assert labels <= set(library.articles)
     assert labels == set(library.articles), "every article has held-out questions"
+
+
+def test_the_fresh_held_out_file_uses_only_real_labels(library: Library) -> None:
+    """Its writer saw titles and bodies, not the training data: every label must still be something Rahnuma knows."""
+    known = {f"faq/{article_id}" for article_id in library.articles} | set(load_intent_examples())
+    examples = load_examples(FRESH_TEST_FILE)
+    assert {e.label for e in examples} <= known
+    assert len({e.label for e in examples if e.label.startswith("faq/")}) >= 50
 
 
 @pytest.mark.rasa
