@@ -130,11 +130,28 @@ def test_an_unsure_rasa_still_answers_an_article_that_matches_well(answers: Answ
     assert reply.decision in (Decision.ANSWER, Decision.ANSWER_WITH_ALTERNATIVES)
 
 
-def test_below_the_answer_threshold_rasa_faq_is_an_honest_dont_know(answers: Answers) -> None:
-    """Rasa says faq but the best article is weak: cross-validation found answering or refusing beats did-you-mean."""
-    reply = answers.decide(understood("faq", ("identity_verification", LIMITS.answer - 0.01)), ENGLISH)
-    expected = Decision.DID_YOU_MEAN if LIMITS.suggest < LIMITS.answer else Decision.DONT_KNOW
+def test_below_the_answer_threshold_rasa_faq_is_a_did_you_mean_or_an_honest_dont_know(answers: Answers) -> None:
+    """Rasa says faq but the best article is under the answer bar: near misses if the thresholds in force offer
+    them at that score, else "I don't know"."""
+    score = LIMITS.answer - 0.01
+    reply = answers.decide(understood("faq", ("identity_verification", score)), ENGLISH)
+    expected = Decision.DID_YOU_MEAN if score >= min(LIMITS.suggest, LIMITS.suggest_when_sure) else Decision.DONT_KNOW
     assert reply.decision is expected
+
+
+def test_a_question_rasa_is_sure_of_gets_its_near_misses_instead_of_i_dont_know(library: Library) -> None:
+    """ "client says the work is bad and wants his money back after the order completed": Rasa is sure it is a
+    question, and the best articles (revisions, unpaid work) score under the answer bar. Offering them beats a
+    dead end; a message Rasa is not sure about still gets "I don't know"."""
+    suggesting = Answers(library, Thresholds(answer=0.3, suggest=0.55, suggest_when_sure=0.2))
+    near_misses = (("revisions_scope_creep", 0.26), ("unpaid_work_disputes", 0.25), ("bad_reviews", 0.1))
+    sure = suggesting.decide(understood("faq", *near_misses, confidence=1.0), ENGLISH)
+    assert sure.decision is Decision.DID_YOU_MEAN
+    assert opened(sure) == ["revisions_scope_creep", "unpaid_work_disputes", "bad_reviews"]
+    unsure = suggesting.decide(understood("faq", *near_misses, confidence=0.9), ENGLISH)
+    assert unsure.decision is Decision.DONT_KNOW
+    too_far = suggesting.decide(understood("faq", ("revisions_scope_creep", 0.15), confidence=1.0), ENGLISH)
+    assert too_far.decision is Decision.DONT_KNOW
 
 
 def test_urdu_question_called_out_of_scope_is_answered_when_an_article_matches(answers: Answers) -> None:
