@@ -38,7 +38,7 @@ class Thresholds:
 
     Chosen by 3-fold cross-validation on the training data (`bench/calibrate.py`), never on the held-out file:
     the most right first replies while out-of-scope recall stays where the policy before issue 9 had it (round 11,
-    4,313 examples, docs/BENCHMARKS.md). Rasa's `faq` is trusted only when it is as confident as it is about real
+    4,627 examples, docs/BENCHMARKS.md). Rasa's `faq` is trusted only when it is as confident as it is about real
     article questions (`faq_confidence`); then even a modest match is answered, because in cross-validation
     answering beat "did you mean" at every score. A less confident `faq`, `nlu_fallback` and `out_of_scope` need a
     close match (`answer_unsure`), unless Rasa is sure it is out of scope (`out_of_scope_confidence`); between
@@ -46,23 +46,23 @@ class Thresholds:
     answers were right 95% of the time, so every answer offers the next two articles ("Not this? → …").
     """
 
-    answer: float = 0.3  # Rasa is sure it is `faq`: answer the best article at or above this
-    answer_unsure: float = 0.45  # Rasa is unsure (or calls it out_of_scope): an article this close is still answered
-    # Below an answer, at or above this: "did you mean" with up to three articles. At 0.45 (= answer_unsure, above
+    answer: float = 0.25  # Rasa is sure it is `faq`: answer the best article at or above this
+    answer_unsure: float = 0.65  # Rasa is unsure (or calls it out_of_scope): an article this close is still answered
+    # Below an answer, at or above this: "did you mean" with up to three articles. At 0.65 (= answer_unsure, above
     # answer) the band is empty: in rounds 10 and 11 no did-you-mean band added a right first reply, and every answer
     # already offers the next two articles.
-    suggest: float = 0.45
+    suggest: float = 0.65
     # When Rasa is sure it is a question (`faq` at `faq_confidence`) but no article reaches `answer`, "did you mean"
     # from this score on, instead of "I don't know". 1.01: never. Round 11's cross-validation tried 0.1-0.25: the
     # right article one tap away rose (0.766 -> 0.834 at 0.25) but out-of-scope recall fell under its floor (0.879 ->
-    # 0.846): the out-of-scope messages Rasa calls `faq` are exactly the ones with weak matches.
+    # 0.846, on round 10's data): the out-of-scope messages Rasa calls `faq` are exactly the ones with weak matches.
     suggest_when_sure: float = 1.01
     alternative: float = 0.05  # an alternative below this is not worth a button
     # Rasa's `faq` counts as sure only at or above this intent confidence; below, the message is treated like an
     # unsure one. In round 8's cross-validation 98.7% of the article questions Rasa called `faq` came with 0.999 or
-    # more, and only 66% of the out-of-scope messages it called `faq` did; rounds 9 and 11 chose 0.99999, round 10
+    # more, and only 66% of the out-of-scope messages it called `faq` did; round 9 chose 0.99999, rounds 10 and 11
     # 0.9999 (docs/BENCHMARKS.md). 0 would trust every `faq`.
-    faq_confidence: float = 0.99999
+    faq_confidence: float = 0.9999
     # Rasa's `out_of_scope` at or above this intent confidence is final: no article outweighs it. Below it, a close
     # article match is still answered (an Urdu question Rasa is unsure about). 1.01 would let any close match through.
     out_of_scope_confidence: float = 0.99
