@@ -182,10 +182,10 @@ def evaluate_peer(library: Library, held_out: Sequence[Path]) -> tuple[list[list
     built = time.perf_counter() - started
     calibration = peer.calibrate()
     figures = []
+    thresholds = [peer.threshold, peer.balanced_threshold]
     for path in held_out:
         examples = load_examples(path)
         started = time.perf_counter()
-        thresholds = [peer.threshold, peer.balanced_threshold]
         at_floor, balanced = peer.answer([example.text for example in examples], thresholds)
         seconds = time.perf_counter() - started
         figures.append(

@@ -261,10 +261,6 @@ class LexicalSearch:
         self._lexicon = lexicon
         self._index: _Index | None = None
 
-    @property
-    def lexicon(self) -> ConceptLexicon:
-        return self._built().lexicon
-
     def warm(self) -> None:
         """Build the index now rather than on the first message."""
         self._built()
