@@ -14,7 +14,7 @@ from bot.evaluation import load_examples
 from content.library import Library, normalise_question
 from nlu import rasa_process
 from nlu.build import DOMAIN_FILE, FAQ_FILE, annotate, render_domain, render_faq_data
-from nlu.examples import FRESH_TEST_FILE, HELD_OUT_FILES, language_slice
+from nlu.examples import BLIND_TEST_FILE, FRESH_TEST_FILE, HELD_OUT_FILES, TEST_FILE, language_slice
 from nlu.examples import intent_examples as load_intent_examples
 
 NEAR_DUPLICATE = 0.9  # character-trigram cosine at or above which a held-out message counts as a training question
@@ -84,9 +84,10 @@ def test_near_duplicate_guard_catches_a_typo_copy() -> None:
     assert _cosine(_trigrams(original), _trigrams("fiverr ki kamai bank mein kaise laun")) < NEAR_DUPLICATE
 
 
-def test_held_out_file_covers_every_way_people_write() -> None:
+@pytest.mark.parametrize("held_out_file", [TEST_FILE, BLIND_TEST_FILE], ids=lambda path: path.name)
+def test_held_out_file_covers_every_way_people_write(held_out_file: Path) -> None:
     """Enough messages in each language slice to report figures per slice (issue 9)."""
-    slices = Counter(language_slice(e.text) for e in load_examples())
+    slices = Counter(language_slice(e.text) for e in load_examples(held_out_file))
     assert slices["urdu_script"] >= 60
     assert slices["roman_urdu"] >= 80
     assert slices["english"] >= 60
@@ -105,10 +106,11 @@ def test_every_held_out_article_label_is_a_real_article(library: Library) -> Non
     assert labels == set(library.articles), "every article has held-out questions"
 
 
-def test_the_fresh_held_out_file_uses_only_real_labels(library: Library) -> None:
+@pytest.mark.parametrize("held_out_file", [FRESH_TEST_FILE, BLIND_TEST_FILE], ids=lambda path: path.name)
+def test_a_blind_held_out_file_uses_only_real_labels(library: Library, held_out_file: Path) -> None:
     """Its writer saw titles and bodies, not the training data: every label must still be something Rahnuma knows."""
     known = {f"faq/{article_id}" for article_id in library.articles} | set(load_intent_examples())
-    examples = load_examples(FRESH_TEST_FILE)
+    examples = load_examples(held_out_file)
     assert {e.label for e in examples} <= known
     assert len({e.label for e in examples if e.label.startswith("faq/")}) >= 50
 
