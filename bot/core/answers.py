@@ -37,8 +37,8 @@ class Thresholds:
     """Cut-offs on the best article's blended score (ResponseSelector confidence and lexical score, 0..1).
 
     Chosen by 3-fold cross-validation on the training data (`bench/calibrate.py`), never on the held-out file:
-    the most right first replies while out-of-scope recall stays where the policy before issue 9 had it (round 11,
-    4,627 examples, docs/BENCHMARKS.md). Rasa's `faq` is trusted only when it is as confident as it is about real
+    the most right first replies while out-of-scope recall stays where the policy before issue 9 had it (round 12,
+    4,777 examples, docs/BENCHMARKS.md). Rasa's `faq` is trusted only when it is as confident as it is about real
     article questions (`faq_confidence`); then even a modest match is answered, because in cross-validation
     answering beat "did you mean" at every score. A less confident `faq`, `nlu_fallback` and `out_of_scope` need a
     close match (`answer_unsure`), unless Rasa is sure it is out of scope (`out_of_scope_confidence`); between
@@ -46,7 +46,7 @@ class Thresholds:
     answers were right 95% of the time, so every answer offers the next two articles ("Not this? → …").
     """
 
-    answer: float = 0.25  # Rasa is sure it is `faq`: answer the best article at or above this
+    answer: float = 0.275  # Rasa is sure it is `faq`: answer the best article at or above this
     answer_unsure: float = 0.65  # Rasa is unsure (or calls it out_of_scope): an article this close is still answered
     # Below an answer, at or above this: "did you mean" with up to three articles. At 0.65 (= answer_unsure, above
     # answer) the band is empty: in rounds 10 and 11 no did-you-mean band added a right first reply, and every answer
@@ -60,7 +60,7 @@ class Thresholds:
     alternative: float = 0.05  # an alternative below this is not worth a button
     # Rasa's `faq` counts as sure only at or above this intent confidence; below, the message is treated like an
     # unsure one. In round 8's cross-validation 98.7% of the article questions Rasa called `faq` came with 0.999 or
-    # more, and only 66% of the out-of-scope messages it called `faq` did; round 9 chose 0.99999, rounds 10 and 11
+    # more, and only 66% of the out-of-scope messages it called `faq` did; round 9 chose 0.99999, rounds 10 to 12
     # 0.9999 (docs/BENCHMARKS.md). 0 would trust every `faq`.
     faq_confidence: float = 0.9999
     # Rasa's `out_of_scope` at or above this intent confidence is final: no article outweighs it. Below it, a close
