@@ -186,10 +186,13 @@ def test_small_talk_rasa_doubts_goes_through_the_article_policy(library: Library
     assert doubting.decide(understood("thanks", close, confidence=0.4), ENGLISH).article_id == "fiverr_withdrawal"
 
 
-def test_by_default_a_hesitant_request_for_help_still_gets_help(answers: Answers) -> None:
-    """ "how does this work" came back from Rasa as `help` at 0.43 (round 10 cross-validation): the default trusts
-    Rasa's small talk at any confidence, so the user gets the help text, not "I don't know"."""
-    assert answers.decide(understood("help", confidence=0.43), ENGLISH).decision is Decision.HELP
+def test_by_default_small_talk_rasa_doubts_is_not_trusted(answers: Answers) -> None:
+    """ "hmmm" as `goodbye`, "who is elon musk" as `help`: since round 12's wider small talk, the default bar sends
+    Rasa's doubtful small talk through the article policy; the help text still comes when Rasa is sure."""
+    bar = answers.thresholds.small_talk_confidence
+    assert bar > 0
+    assert answers.decide(understood("help", confidence=bar - 0.1), ENGLISH).decision is Decision.DONT_KNOW
+    assert answers.decide(understood("help", confidence=bar + 0.1), ENGLISH).decision is Decision.HELP
 
 
 def test_a_named_platform_does_not_displace_the_best_article(answers: Answers) -> None:
