@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import multiprocessing
 import random
 import re
 import subprocess
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -263,7 +265,36 @@ OLD_POLICY = {
     "suggest": 0.3,
     "faq_confidence": 0.0,
     "out_of_scope_confidence": 1.01,
+    "small_talk_confidence": 0.0,
 }
+
+
+def _grid(records: list[dict[str, Any]], weight: float, embedding_weight: float) -> list[tuple[Any, ...]]:
+    """Every threshold setting of the grid scored at one blend weight (one process per weight, see choose)."""
+    from bot.core.answers import Answers, Thresholds
+
+    library = load_library()
+    understandings = [replay(record, weight, embedding_weight) for record in records]
+    rows = []
+    for answer, unsure, suggest, faq_confidence, oos_confidence in itertools.product(
+        (0.15, 0.175, 0.2, 0.225, 0.25, 0.275, 0.3, 0.35, 0.4, 0.45),
+        # answer_unsure: never 1.01 ("never answer when Rasa is unsure"); issue 9 wants an Urdu question Rasa is
+        # unsure about answered when an article matches closely
+        (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.65),
+        # suggest above answer: "did you mean" only when Rasa is unsure; 1.01: never. Rounds 10 to 12 chose the
+        # empty band (suggest = answer_unsure); the grid keeps a few values either side of it
+        (0.3, 0.45, 0.55, 0.65, 1.01),
+        (0.99, 0.999, 0.9999, 0.99999),  # faq_confidence; 0 (trust every faq) lost in rounds 8 to 12
+        (0.99, 1.01),
+    ):
+        # small talk is trusted here (bar 0); choose prices the bar afterwards, on the best setting
+        limits = Thresholds(
+            answer=answer, answer_unsure=unsure, suggest=suggest,
+            faq_confidence=faq_confidence, out_of_scope_confidence=oos_confidence, small_talk_confidence=0.0,
+        )  # fmt: skip
+        figures = score(records, Answers(library, limits), understandings=understandings)
+        rows.append((weight, embedding_weight, limits, figures))
+    return rows
 
 
 def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = RECORDS) -> None:
@@ -281,25 +312,11 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
     floor = before["out_of_scope_recall"] if min_oos_recall is None else min_oos_recall
     print(f"{len(records)} records in {data['folds']} folds")
     print(f"before issue 9 (answer >= 0.45 when Rasa says faq, suggest >= 0.3): {_shown(before)}")
-    rows = []
     embedding_weights = (0.0, 0.2, 0.35) if embeddings else (0.0,)
-    for weight, embedding_weight in itertools.product((0.2, 0.3, 0.4), embedding_weights):
-        understandings = [replay(record, weight, embedding_weight) for record in records]
-        for answer, unsure, suggest, faq_confidence, oos_confidence in itertools.product(
-            (0.15, 0.175, 0.2, 0.225, 0.25, 0.275, 0.3, 0.35, 0.4, 0.45),
-            # answer_unsure: never 1.01 ("never answer when Rasa is unsure"); issue 9 wants an Urdu question Rasa is
-            # unsure about answered when an article matches closely
-            (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.65),
-            (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.65, 1.01),
-            (0.0, 0.99, 0.999, 0.9999, 0.99999),
-            (0.99, 1.01),
-        ):
-            # suggest above answer: "did you mean" only when Rasa is unsure; 1.01: never
-            limits = Thresholds(
-                answer, unsure, suggest, faq_confidence=faq_confidence, out_of_scope_confidence=oos_confidence
-            )
-            figures = score(records, Answers(library, limits), understandings=understandings)
-            rows.append((weight, embedding_weight, limits, figures))
+    settings = list(itertools.product((0.2, 0.3, 0.4), embedding_weights))
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
+        grids = pool.map(_grid, [records] * len(settings), *zip(*settings, strict=True))
+        rows = [row for grid in grids for row in grid]
     eligible = [row for row in rows if row[-1]["out_of_scope_recall"] >= floor]
     eligible.sort(key=lambda row: (-row[-1]["first_reply_right"], -row[-1]["conversational_kept"]))
     print(f"{len(eligible)} of {len(rows)} settings keep out-of-scope recall >= {floor:.3f}; the best:")
@@ -312,10 +329,12 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
     if eligible:  # a second, cheap pass: how far Rasa's small talk is trusted, on the best setting
         weight, embedding_weight, limits, _ = eligible[0]
         understandings = [replay(record, weight, embedding_weight) for record in records]
+        by_bar = {}
         for bar in (0.0, 0.5, 0.6, 0.7, 0.8, 0.9):
             doubting = Answers(library, dataclasses.replace(limits, small_talk_confidence=bar))
-            figures = score(records, doubting, understandings=understandings)
-            print(f"the best with small_talk_confidence={bar}: {_shown(figures)}")
+            by_bar[bar] = score(records, doubting, understandings=understandings)
+            print(f"the best with small_talk_confidence={bar}: {_shown(by_bar[bar])}")
+        print(f"small_talk_confidence chosen: {small_talk_bar(records, by_bar)}")
         # a third: "did you mean" for a question Rasa is sure about but no article answers. It never adds a right
         # first reply, so it is judged on the right article one tap away, under the same out-of-scope floor
         for bar in (0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25):
@@ -328,6 +347,22 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
             best = next((row for row in eligible if row[1] == embedding_weight), None)
             if best:
                 print(f"best with embedding weight {embedding_weight}: {_shown(best[-1])}")
+
+
+def small_talk_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
+    """The bar that wins the most messages: out-of-scope ones caught minus conversational ones lost, against
+    trusting all small talk (bar 0), without fewer right first replies. Ties go to the lower bar."""
+    out_of_scope = sum(1 for record in records if record["label"] in ("out_of_scope", "nlu_fallback"))
+    talk = sum(1 for record in records if not record["label"].startswith("faq/")) - out_of_scope
+    trusted = by_bar[0.0]
+
+    def net(figures: dict[str, float]) -> float:
+        caught = (figures["out_of_scope_recall"] - trusted["out_of_scope_recall"]) * out_of_scope
+        lost = (trusted["conversational_kept"] - figures["conversational_kept"]) * talk
+        return round(caught - lost, 6)
+
+    fair = [bar for bar, figures in by_bar.items() if figures["first_reply_right"] >= trusted["first_reply_right"]]
+    return max(sorted(fair), key=lambda bar: net(by_bar[bar]))
 
 
 def _shown(figures: dict[str, float]) -> str:

@@ -1,0 +1,31 @@
+"""The calibration's decision rules, on made-up figures (the records themselves take 25 minutes to collect)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.calibrate import small_talk_bar
+
+
+def records(out_of_scope: int, talk: int) -> list[dict[str, Any]]:
+    return [{"label": "out_of_scope"}] * out_of_scope + [{"label": "greet"}] * talk + [{"label": "faq/x"}] * 10
+
+
+def figures(caught: int, lost: int, first_reply: float = 0.9) -> dict[str, float]:
+    """Rates for 100 out-of-scope and 100 conversational messages, 80 and 95 right when all small talk is trusted."""
+    return {
+        "out_of_scope_recall": (80 + caught) / 100,
+        "conversational_kept": (95 - lost) / 100,
+        "first_reply_right": first_reply,
+    }
+
+
+def test_the_small_talk_bar_is_the_one_that_wins_the_most_messages() -> None:
+    """Round 12's trade: 0.5 caught 2 for 1 lost, 0.6 5 for 2, 0.7 6 for 5: 0.6 nets the most."""
+    by_bar = {0.0: figures(0, 0), 0.5: figures(2, 1), 0.6: figures(5, 2), 0.7: figures(6, 5)}
+    assert small_talk_bar(records(100, 100), by_bar) == 0.6
+
+
+def test_a_bar_that_costs_first_replies_or_nets_nothing_is_not_chosen() -> None:
+    by_bar = {0.0: figures(0, 0), 0.5: figures(1, 1), 0.6: figures(9, 0, first_reply=0.89)}
+    assert small_talk_bar(records(100, 100), by_bar) == 0.0
