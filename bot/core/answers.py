@@ -37,8 +37,8 @@ class Thresholds:
     """Cut-offs on the best article's blended score (ResponseSelector confidence and lexical score, 0..1).
 
     Chosen by 3-fold cross-validation on the training data (`bench/calibrate.py`), never on the held-out file:
-    the most right first replies while out-of-scope recall stays where the policy before issue 9 had it (round 12,
-    4,777 examples, docs/BENCHMARKS.md). Rasa's `faq` is trusted only when it is as confident as it is about real
+    the most right first replies while out-of-scope recall stays where the policy before issue 9 had it (round 13,
+    5,110 examples, docs/BENCHMARKS.md). Rasa's `faq` is trusted only when it is as confident as it is about real
     article questions (`faq_confidence`); then even a modest match is answered, because in cross-validation
     answering beat "did you mean" at every score. A less confident `faq`, `nlu_fallback` and `out_of_scope` need a
     close match (`answer_unsure`), unless Rasa is sure it is out of scope (`out_of_scope_confidence`); between
@@ -47,11 +47,11 @@ class Thresholds:
     """
 
     answer: float = 0.275  # Rasa is sure it is `faq`: answer the best article at or above this
-    answer_unsure: float = 0.65  # Rasa is unsure (or calls it out_of_scope): an article this close is still answered
-    # Below an answer, at or above this: "did you mean" with up to three articles. At 0.65 (= answer_unsure, above
-    # answer) the band is empty: in rounds 10 to 12 no did-you-mean band added a right first reply, and every answer
+    answer_unsure: float = 0.55  # Rasa is unsure (or calls it out_of_scope): an article this close is still answered
+    # Below an answer, at or above this: "did you mean" with up to three articles. At 0.55 (= answer_unsure, above
+    # answer) the band is empty: in rounds 10 to 13 no did-you-mean band added a right first reply, and every answer
     # already offers the next two articles.
-    suggest: float = 0.65
+    suggest: float = 0.55
     # When Rasa is sure it is a question (`faq` at `faq_confidence`) but no article reaches `answer`, "did you mean"
     # from this score on, instead of "I don't know". 1.01: never. Round 11's cross-validation tried 0.1-0.25: the
     # right article one tap away rose (0.766 -> 0.834 at 0.25) but out-of-scope recall fell under its floor (0.879 ->
@@ -60,9 +60,9 @@ class Thresholds:
     alternative: float = 0.05  # an alternative below this is not worth a button
     # Rasa's `faq` counts as sure only at or above this intent confidence; below, the message is treated like an
     # unsure one. In round 8's cross-validation 98.7% of the article questions Rasa called `faq` came with 0.999 or
-    # more, and only 66% of the out-of-scope messages it called `faq` did; round 9 chose 0.99999, rounds 10 to 12
-    # 0.9999 (docs/BENCHMARKS.md). 0 would trust every `faq`.
-    faq_confidence: float = 0.9999
+    # more, and only 66% of the out-of-scope messages it called `faq` did; rounds 9 and 13 chose 0.99999, rounds 10
+    # to 12 0.9999 (docs/BENCHMARKS.md). 0 would trust every `faq`.
+    faq_confidence: float = 0.99999
     # Rasa's `out_of_scope` at or above this intent confidence is final: no article outweighs it. Below it, a close
     # article match is still answered (an Urdu question Rasa is unsure about). 1.01 would let any close match through.
     out_of_scope_confidence: float = 0.99
@@ -70,10 +70,10 @@ class Thresholds:
     # article policy like an unsure one (keyboard mash came back as `goodbye` at 0.45). 0 trusts every one. Round 9's
     # cross-validation chose 0.5 (0.24% more out-of-scope refused); round 10's, with more Urdu small talk, found no
     # out-of-scope message it catches and 4 real ones it loses ("how does this work", "اللہ حافظ بھائی"), so 0.
-    # Round 12's 150 conversational examples widened small talk: in its cross-validation 0.6 catches 5 of 443
-    # out-of-scope messages for 2 of 616 conversational ones lost (0.5: 2 for 1; 0.7: 6 for 5), first replies
-    # unchanged. Chosen after the held-out guard failed on out-of-scope recall (docs/BENCHMARKS.md says so).
-    small_talk_confidence: float = 0.6
+    # Round 12's 150 conversational examples widened small talk, and 0.6 was chosen after the held-out guard failed.
+    # Since round 13 `calibrate.py choose` picks the bar itself: the most out-of-scope messages caught minus
+    # conversational ones lost, with first replies unchanged. Round 13 (515 out of scope, 616 conversational): 0.5.
+    small_talk_confidence: float = 0.5
 
 
 class Answers:
