@@ -1,7 +1,7 @@
 """Choose the answer policy's thresholds by k-fold cross-validation on the TRAINING data, never the held-out file.
 
-    python bench/calibrate.py collect --folds 3   # trains 3 Rasa models (about 4-8 min each): data/calibration/
-    python bench/calibrate.py choose              # seconds: replays the records through the real policy
+    python bench/calibrate.py collect --folds 3   # trains 3 Rasa models (about 8 min each): data/calibration/
+    python bench/calibrate.py choose              # about 3 min on 2 cores: replays the records through the policy
 
 `collect` splits every training example (the articles' questions and nlu/data/conversation.yml) into k folds,
 label by label. For each fold it trains Rasa with the project's config on the other folds, serves that model, and
@@ -10,6 +10,8 @@ records what Rasa and a lexical search built from the other folds too make of ea
 `choose` replays those records through the real blend (nlu.pipeline.blend) and the real policy (Answers.decide)
 for a grid of thresholds, and prints the trade-off: how many article questions get the right article in the first
 reply, how many out-of-scope messages are still refused, how many conversational messages keep their intent.
+The best setting keeps out-of-scope recall at the pre-issue-9 policy's; on it, the small-talk bar is then priced
+(`small_talk_bar`): the most out-of-scope messages caught minus conversational ones lost.
 """
 
 from __future__ import annotations
