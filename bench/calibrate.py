@@ -47,7 +47,7 @@ from nlu.build import annotate  # noqa: E402
 from nlu.client import RasaClient  # noqa: E402
 from nlu.examples import CONVERSATION_DATA, language_slice  # noqa: E402
 from nlu.lexical import LexicalSearch  # noqa: E402
-from nlu.pipeline import blend  # noqa: E402
+from nlu.pipeline import FALLBACK_INTENT, blend  # noqa: E402
 from nlu.understanding import ArticleCandidate, Understanding  # noqa: E402
 
 OUT_DIR = PROJECT_ROOT / "data" / "calibration"
@@ -354,7 +354,9 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
 def small_talk_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
     """The bar that wins the most messages: out-of-scope ones caught minus conversational ones lost, against
     trusting all small talk (bar 0), without fewer right first replies. Ties go to the lower bar."""
-    out_of_scope = sum(1 for record in records if record["label"] in ("out_of_scope", "nlu_fallback"))
+    from bot.evaluation import OUT_OF_SCOPE  # score counts nlu_fallback labels as out of scope too
+
+    out_of_scope = sum(1 for record in records if record["label"] in (OUT_OF_SCOPE, FALLBACK_INTENT))
     talk = sum(1 for record in records if not record["label"].startswith("faq/")) - out_of_scope
     trusted = by_bar[0.0]
 
