@@ -14,7 +14,7 @@ from bot.evaluation import load_examples
 from content.library import Library, normalise_question
 from nlu import rasa_process
 from nlu.build import DOMAIN_FILE, FAQ_FILE, annotate, render_domain, render_faq_data
-from nlu.examples import BLIND_TEST_FILE, FRESH_TEST_FILE, HELD_OUT_FILES, TEST_FILE, language_slice
+from nlu.examples import BLIND_TEST_FILE, FRESH_TEST_FILE, HELD_OUT_FILES, ROUND14_TEST_FILE, TEST_FILE, language_slice
 from nlu.examples import intent_examples as load_intent_examples
 
 NEAR_DUPLICATE = 0.9  # character-trigram cosine at or above which a held-out message counts as a training question
@@ -84,7 +84,7 @@ def test_near_duplicate_guard_catches_a_typo_copy() -> None:
     assert _cosine(_trigrams(original), _trigrams("fiverr ki kamai bank mein kaise laun")) < NEAR_DUPLICATE
 
 
-@pytest.mark.parametrize("held_out_file", [TEST_FILE, BLIND_TEST_FILE], ids=lambda path: path.name)
+@pytest.mark.parametrize("held_out_file", [TEST_FILE, BLIND_TEST_FILE, ROUND14_TEST_FILE], ids=lambda path: path.name)
 def test_held_out_file_covers_every_way_people_write(held_out_file: Path) -> None:
     """Enough messages in each language slice to report figures per slice (issue 9)."""
     slices = Counter(language_slice(e.text) for e in load_examples(held_out_file))
