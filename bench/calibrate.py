@@ -10,8 +10,8 @@ records what Rasa and a lexical search built from the other folds too make of ea
 `choose` replays those records through the real blend (nlu.pipeline.blend) and the real policy (Answers.decide)
 for a grid of thresholds, and prints the trade-off: how many article questions get the right article in the first
 reply, how many out-of-scope messages are still refused, how many conversational messages keep their intent.
-The best setting keeps out-of-scope recall at the pre-issue-9 policy's; on it, the small-talk bar is then priced
-(`small_talk_bar`): the most out-of-scope messages caught minus conversational ones lost.
+The best setting keeps out-of-scope recall at the pre-issue-9 policy's; on it, the small-talk bar and then the
+report bar are priced (`best_bar`): the most out-of-scope messages refused plus conversational ones kept.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def score(
     articles, others = SliceFigures(), SliceFigures()
     for record, understanding in zip(records, understandings, strict=True):
         label = record["label"]
-        result = outcome(answers, understanding)
+        result = outcome(answers, understanding, record["text"])
         (articles if label.startswith("faq/") else others).add(label, expected_intent(label, answers.library), result)
     talk = others.in_scope
     return {
@@ -336,7 +336,16 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
             doubting = Answers(library, dataclasses.replace(limits, small_talk_confidence=bar))
             by_bar[bar] = score(records, doubting, understandings=understandings)
             print(f"the best with small_talk_confidence={bar}: {_shown(by_bar[bar])}")
-        print(f"small_talk_confidence chosen: {small_talk_bar(records, by_bar)}")
+        chosen = small_talk_bar(records, by_bar)
+        print(f"small_talk_confidence chosen: {chosen}")
+        limits = dataclasses.replace(limits, small_talk_confidence=chosen)
+        # then how far Rasa's `report_progress` is trusted when the message names no milestone
+        by_report_bar = {}
+        for bar in (0.5, 0.7, 0.9, 0.99, 0.999, 1.01):
+            reporting = Answers(library, dataclasses.replace(limits, report_confidence=bar))
+            by_report_bar[bar] = score(records, reporting, understandings=understandings)
+            print(f"the best with report_confidence={bar}: {_shown(by_report_bar[bar])}")
+        print(f"report_confidence chosen: {report_bar(records, by_report_bar)}")
         # a third: "did you mean" for a question Rasa is sure about but no article answers. It never adds a right
         # first reply, so it is judged on the right article one tap away, under the same out-of-scope floor
         for bar in (0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25):
@@ -351,22 +360,32 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
                 print(f"best with embedding weight {embedding_weight}: {_shown(best[-1])}")
 
 
-def small_talk_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
-    """The bar that wins the most messages: out-of-scope ones caught minus conversational ones lost, against
-    trusting all small talk (bar 0), without fewer right first replies. Ties go to the lower bar."""
+def best_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]], baseline: float) -> float:
+    """The bar that wins the most messages against `baseline`: out-of-scope messages refused plus conversational ones
+    kept, without fewer right first replies. Ties go to the bar nearest the baseline (the smaller change)."""
     from bot.evaluation import OUT_OF_SCOPE  # score counts nlu_fallback labels as out of scope too
 
     out_of_scope = sum(1 for record in records if record["label"] in (OUT_OF_SCOPE, FALLBACK_INTENT))
     talk = sum(1 for record in records if not record["label"].startswith("faq/")) - out_of_scope
-    trusted = by_bar[0.0]
+    base = by_bar[baseline]
 
     def net(figures: dict[str, float]) -> float:
-        caught = (figures["out_of_scope_recall"] - trusted["out_of_scope_recall"]) * out_of_scope
-        lost = (trusted["conversational_kept"] - figures["conversational_kept"]) * talk
-        return round(caught - lost, 6)
+        refused = (figures["out_of_scope_recall"] - base["out_of_scope_recall"]) * out_of_scope
+        kept = (figures["conversational_kept"] - base["conversational_kept"]) * talk
+        return round(refused + kept, 6)
 
-    fair = [bar for bar, figures in by_bar.items() if figures["first_reply_right"] >= trusted["first_reply_right"]]
-    return max(sorted(fair), key=lambda bar: net(by_bar[bar]))
+    fair = [bar for bar, figures in by_bar.items() if figures["first_reply_right"] >= base["first_reply_right"]]
+    return max(sorted(fair, key=lambda bar: abs(bar - baseline)), key=lambda bar: net(by_bar[bar]))
+
+
+def small_talk_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
+    """Against trusting all small talk (bar 0): out-of-scope messages caught minus conversational ones lost."""
+    return best_bar(records, by_bar, 0.0)
+
+
+def report_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
+    """Against taking only reports that name a milestone (bar 1.01): reports kept minus out-of-scope ones lost."""
+    return best_bar(records, by_bar, 1.01)
 
 
 def _shown(figures: dict[str, float]) -> str:

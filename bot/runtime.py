@@ -46,7 +46,7 @@ def build_conversation(
         clock=clock,
         understander=Understander(lexical or LexicalSearch(library), rasa),
         answers=answers,
-        progress=Progress(library, db, journal, clock),
+        progress=Progress(library, db, journal, clock, report_confidence=answers.thresholds.report_confidence),
         profile=Profile(library, db, clock, default_timezone=default_timezone),
         privacy=Privacy(library, db, clock),
         features=[Nudges(library, db, clock, journal, answers), *(coordination.features() if coordination else [])],

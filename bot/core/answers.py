@@ -74,6 +74,10 @@ class Thresholds:
     # Since round 13 `calibrate.py choose` picks the bar itself: the most out-of-scope messages caught minus
     # conversational ones lost, with first replies unchanged. Round 13 (515 out of scope, 616 conversational): 0.5.
     small_talk_confidence: float = 0.5
+    # Rasa's `report_progress` at or above this is taken as a report even when it names no milestone (the checklist
+    # asks which); below, a report must name a milestone or a proposal count, else it is answered like a question.
+    # 1.01: a milestone must always be named ("aaaaaa" came back as a report).
+    report_confidence: float = 1.01
 
 
 class Answers:
@@ -107,11 +111,10 @@ class Answers:
         candidates = [c for c in understanding.articles if c.article_id in self.library.articles]
         top = candidates[0] if candidates else None
         sure = self._sure_it_is_a_question(understanding)
+        # Anything else is unsure: `nlu_fallback`, an `out_of_scope` an article outweighs, doubtful small talk, and a
+        # personal intent its feature declined (a "report" that names no milestone is answered like a question).
         needed = limits.answer if sure else limits.answer_unsure
-        article_intent = (
-            understanding.intent == RETRIEVAL_INTENT or understanding.intent in UNSURE_INTENTS or doubtful_small_talk
-        )
-        if top and article_intent and top.confidence >= needed:
+        if top and top.confidence >= needed:
             others = [c.article_id for c in candidates[1:] if c.confidence >= limits.alternative][:ALTERNATIVES]
             if not others:
                 return Plan(Decision.ANSWER, top.article_id)
@@ -172,8 +175,8 @@ class Answers:
         return self.library.text("not_this", lang, title=title[:room].rstrip() + "…")
 
     def reported_intent(self, understanding: Understanding, article_id: str | None) -> str:
-        """Retrieval answers report the article's topic intent (ask_payments...), others the NLU's intent."""
-        if understanding.intent in (RETRIEVAL_INTENT, FALLBACK_INTENT) and article_id in self.library.articles:
+        """An answered article reports its topic intent (ask_payments...), whatever the NLU said; others the NLU's."""
+        if article_id in self.library.articles:
             return self.library.articles[article_id].intent
         if understanding.intent == RETRIEVAL_INTENT and understanding.top_article:
             article = self.library.articles.get(understanding.top_article.article_id)

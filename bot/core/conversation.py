@@ -320,6 +320,11 @@ class Conversation:
             reply = Reply(text=self.library.text("not_yet", user.language), decision=Decision.NOT_YET)
         if reply is None:
             reply = self.answers.decide(understanding, user)
+            for fallback in self.routes.unanswered if reply.decision is Decision.DONT_KNOW else ():
+                taken = await self._routed(user, fallback, fallback.handler(user, text, understanding))
+                if taken is not None:
+                    reply = taken
+                    break
         reply.intent = reply.intent or intent
         reply.confidence = understanding.confidence
         reply.nlu_source = understanding.source

@@ -11,11 +11,13 @@ from bot.core.journal import Journal
 from bot.core.routes import Routes
 from bot.core.types import Button, Reply, UserView
 from content.library import Library, Milestone
+from nlu.understanding import Understanding
 from storage import milestones as stored_milestones
 from storage.codebook import Decision, EventKind
 from storage.db import Database
 from storage.events import NewEvent, add_event
 
+REPORT_INTENT = "report_progress"
 # "sent 5 proposals", "aaj 3 proposal bheje", "۵ پروپوزل" — a number next to a word for proposals or bids.
 _EFFORT = re.compile(
     r"(\d+)\s*(?:\w+\s+)?(?:proposals?|bids?|applications?|پروپوزل)|(?:proposals?|bids?)\D{0,12}(\d+)", re.IGNORECASE
@@ -43,11 +45,28 @@ def guess_milestone(text: str, milestones: list[Milestone]) -> Milestone | None:
     return best[2] if best else None
 
 
+def reads_as_report(text: str, milestones: list[Milestone]) -> bool:
+    """True when a message names a rung or a proposal count."""
+    return proposals_count(text) is not None or guess_milestone(text, milestones) is not None
+
+
+def takes_as_report(text: str, understanding: Understanding, milestones: list[Milestone], bar: float) -> bool:
+    """A report is taken when it names a rung or a count, or when Rasa is at least `bar` sure it is one (then the
+    checklist asks which rung); otherwise it is answered like a question ("aaaaaa" read as a report)."""
+    if reads_as_report(text, milestones):
+        return True
+    sure = understanding.source == "rasa" and understanding.confidence >= bar
+    return understanding.intent == REPORT_INTENT and sure
+
+
 class Progress:
     """Milestones from content/milestones.yml; state in SQL (`milestone_done`), every change an event."""
 
-    def __init__(self, library: Library, db: Database, journal: Journal, clock: Clock) -> None:
+    def __init__(
+        self, library: Library, db: Database, journal: Journal, clock: Clock, *, report_confidence: float = 1.01
+    ) -> None:
         self.library = library
+        self.report_confidence = report_confidence  # Thresholds.report_confidence
         self.db = db
         self.journal = journal
         self.clock = clock
@@ -60,7 +79,9 @@ class Progress:
         routes.button(buttons.SetMilestone, self._press_set, changes_state=True)
         routes.button(buttons.ShowProgress, lambda user, _, __: self.show(user), changes_state=False)
         routes.button(buttons.LegacyToggle, self._press_legacy, changes_state=False)
-        routes.intent("report_progress", self._told, changes_state=False)
+        routes.intent(REPORT_INTENT, self._told, changes_state=False)
+        # "الحمدللہ آج میرا پہلا آرڈر آیا ہے" read by Rasa as an unsure question: a report beats "I don't know"
+        routes.unanswered_message(self._told, changes_state=False)
         routes.intent("ask_progress", lambda user, _, __: self.what_next(user), changes_state=False)
 
     async def _press_confirm(self, user: UserView, action: buttons.ConfirmMilestone, _: object) -> Reply:
@@ -81,13 +102,10 @@ class Progress:
         reply.replace = True
         return reply
 
-    async def _told(self, user: UserView, text: str, _: object) -> Reply | None:
-        """A report in words ("pehla order mil gaya"); None when it names no rung or count (answered as a question)."""
-        return await self.report(user, text) if self.recognises(text) else None
-
-    def recognises(self, text: str) -> bool:
-        """True when a report names a rung or a proposal count; otherwise it is answered like a question."""
-        return proposals_count(text) is not None or guess_milestone(text, self.library.milestones) is not None
+    async def _told(self, user: UserView, text: str, understanding: Understanding) -> Reply | None:
+        """A report in words ("pehla order mil gaya"); None when it is not taken (answered as a question)."""
+        taken = takes_as_report(text, understanding, self.library.milestones, self.report_confidence)
+        return await self.report(user, text) if taken else None
 
     async def done_ids(self, user: UserView) -> set[str]:
         """The rungs this user has reached (raises StorageError: an outage must not look like an empty ladder)."""

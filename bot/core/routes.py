@@ -39,6 +39,7 @@ class Routes:
     commands: dict[str, Route] = field(default_factory=dict)
     buttons: dict[type[ButtonAction], Route] = field(default_factory=dict)
     intents: dict[str, Route] = field(default_factory=dict)
+    unanswered: list[Route] = field(default_factory=list)
     interceptors: list[Route] = field(default_factory=list)
     start_payloads: dict[str, StartPayloadHandler] = field(default_factory=dict)
     non_text: list[NonTextHandler] = field(default_factory=list)
@@ -57,6 +58,11 @@ class Routes:
         if name in self.intents:
             raise ValueError(f"intent {name} is routed twice")
         self.intents[name] = Route(handler, changes_state)
+
+    def unanswered_message(self, handler: IntentHandler, *, changes_state: bool) -> None:
+        """A message the answer policy would refuse ("I don't know") that a feature may still take, e.g. a progress
+        report Rasa read as a question; None: not mine, and the refusal stands."""
+        self.unanswered.append(Route(handler, changes_state))
 
     def intercept(self, handler: Interceptor, *, logged_as: EventKind) -> None:
         """Free text a feature takes before the NLU sees it (an open /profile question, a hand-off...)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.calibrate import small_talk_bar
+from bench.calibrate import report_bar, small_talk_bar
 
 
 def records(out_of_scope: int, talk: int) -> list[dict[str, Any]]:
@@ -29,3 +29,11 @@ def test_the_small_talk_bar_is_the_one_that_wins_the_most_messages() -> None:
 def test_a_bar_that_costs_first_replies_or_nets_nothing_is_not_chosen() -> None:
     by_bar = {0.0: figures(0, 0), 0.5: figures(1, 1), 0.6: figures(9, 0, first_reply=0.89)}
     assert small_talk_bar(records(100, 100), by_bar) == 0.0
+
+
+def test_the_report_bar_trusts_rasa_only_when_that_keeps_more_than_it_loses() -> None:
+    """From 1.01 (a report must name a milestone): 0.9 keeps 6 reports for 2 out-of-scope messages lost, 0.5 keeps
+    8 for 9 lost; 0.9 nets the most. A bar that nets the same as 1.01 is not taken."""
+    by_bar = {1.01: figures(0, 0), 0.9: figures(-2, -6), 0.5: figures(-9, -8)}
+    assert report_bar(records(100, 100), by_bar) == 0.9
+    assert report_bar(records(100, 100), {1.01: figures(0, 0), 0.9: figures(-3, -3)}) == 1.01

@@ -253,3 +253,16 @@ def test_with_rasa_down_a_lexical_out_of_scope_is_never_sure(library: Library) -
     strict = Answers(library, Thresholds(answer_unsure=0.55, out_of_scope_confidence=0.99))
     reply = strict.decide(fallback, ENGLISH)
     assert reply.article_id == "jazzcash_easypaisa"
+
+
+def test_a_report_that_names_no_milestone_is_answered_like_an_unsure_question(answers: Answers) -> None:
+    """Progress declines a "report" that names no rung; the policy then treats it as unsure, not as a dead end."""
+    close = answers.decide(
+        understood("report_progress", ("payoneer_setup", LIMITS.answer_unsure + 0.01), confidence=0.6), ENGLISH
+    )
+    assert close.article_id == "payoneer_setup"
+    assert close.intent == answers.library.articles["payoneer_setup"].intent  # logged by the topic it answered
+    weak = answers.decide(
+        understood("report_progress", ("payoneer_setup", LIMITS.answer_unsure - 0.01), confidence=0.6), ENGLISH
+    )
+    assert weak.decision is Decision.DONT_KNOW

@@ -21,6 +21,7 @@ from storage.codebook import Decision
 from storage.db import Database
 from storage.migrate import upgrade_async
 from tests.conftest import TEST_NOW
+from tests.helpers import button_data
 
 pytestmark = pytest.mark.rasa
 
@@ -82,6 +83,22 @@ async def test_out_of_scope_is_not_answered_with_an_article(rasa_conversation: C
     reply = await rasa_conversation.handle_text(BILAL, "who will win the cricket match tomorrow")
     assert reply.decision in {Decision.OUT_OF_SCOPE, Decision.DONT_KNOW}
     assert reply.article_id is None
+
+
+@pytest.mark.parametrize(
+    ("text", "milestone"),
+    [
+        ("الحمدللہ آج فائیور پر میرا پہلا آرڈر آیا ہے!", "first_job_won"),  # a user trial's message, read as a question
+        ("yaar finally meri pehli payment aa gayi upwork se", "first_payment_received"),
+    ],
+)
+async def test_a_progress_report_is_confirmed_not_refused(
+    rasa_conversation: Conversation, text: str, milestone: str
+) -> None:
+    """Whether Rasa reads it as a report or as an unsure question, the user is asked to confirm the rung."""
+    reply = await rasa_conversation.handle_text(BILAL, text)
+    assert reply.decision is Decision.MILESTONE_CONFIRM, (reply.decision, reply.intent, reply.confidence)
+    assert f"ms:yes:{milestone}" in button_data(reply)
 
 
 async def test_a_leading_slash_never_makes_the_words_an_intent(rasa_client: RasaClient) -> None:
