@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bot.core.answers import Answers
 from bot.core.conversation import PERSONAL_INTENTS
-from bot.core.progress import REPORT_INTENT, reads_as_report, takes_as_report
+from bot.core.progress import REPORT_INTENT, rescued_as_report, takes_as_report
 from bot.settings import PROJECT_ROOT, Settings
 from content.library import Library, load_library
 from nlu import rasa_process
@@ -30,7 +30,6 @@ from nlu.understanding import Understanding
 from storage.codebook import Decision
 
 OUT_OF_SCOPE = "out_of_scope"
-REPORT = REPORT_INTENT
 REFUSED = (Decision.DONT_KNOW, Decision.OUT_OF_SCOPE)
 
 
@@ -56,20 +55,20 @@ def expected_intent(label: str, library: Library) -> str:
 
 def outcome(answers: Answers, understanding: Understanding, text: str) -> Outcome:
     """The policy's plan for one message, routed the way Conversation does: personal intents first (a "report"
-    that names no milestone is declined and goes through the policy), then the policy, then a refusal that reads as
-    a progress report goes to the report after all (Progress registers both routes).
+    that names no milestone is declined and goes through the policy), then the policy, then a refusal that names a rung
+    and asks nothing goes to the report after all (Progress registers both routes).
 
     Answers.decide renders exactly this plan (tests/bot/test_answers.py), so the plan is what the user gets.
     """
     milestones = answers.library.milestones
     bar = answers.thresholds.report_confidence
-    declined = understanding.intent == REPORT and not takes_as_report(text, understanding, milestones, bar)
+    declined = understanding.intent == REPORT_INTENT and not takes_as_report(text, understanding, milestones, bar)
     if understanding.intent in PERSONAL_INTENTS and not declined:
         return Outcome(predicted=understanding.intent, article=None, decision=understanding.intent)
     plan = answers.plan(understanding)
     library = answers.library
-    if plan.decision is Decision.DONT_KNOW and reads_as_report(text, milestones):
-        return Outcome(predicted=REPORT, article=None, decision=str(Decision.MILESTONE_CONFIRM))
+    if plan.decision is Decision.DONT_KNOW and rescued_as_report(text, milestones):
+        return Outcome(predicted=REPORT_INTENT, article=None, decision=str(Decision.MILESTONE_CONFIRM))
     if plan.article_id:
         predicted = library.articles[plan.article_id].intent
     elif plan.decision is Decision.DID_YOU_MEAN:

@@ -50,20 +50,35 @@ def reads_as_report(text: str, milestones: list[Milestone]) -> bool:
     return proposals_count(text) is not None or guess_milestone(text, milestones) is not None
 
 
+# A message that asks something: a question mark, or a question word in any script ("کیا" only before other words:
+# at the end it is "did", as in "کام مکمل کیا").
+_ASKS = re.compile(
+    r"[?؟]|\b(?:how|what|why|when|where|which|who|should|can i|do i|does|is it|help|kya|kaise|kese|kaisay|kyun|kyu|kyon"
+    r"|kab|kahan|kaun|kon|konsa|kaunsa|kitna|kitne|kitni|کیسے|کیوں|کب|کہاں|کون|کونسا|کتنا|کتنے|کتنی)\b|کیا(?=\s+\S)",
+    re.IGNORECASE,
+)
+
+
+def rescued_as_report(text: str, milestones: list[Milestone]) -> bool:
+    """An "I don't know" becomes a report only when its words name a rung and ask nothing: "pehli kamai ka kya karun"
+    names a rung too, and asking it "did you get your first payment?" would not help."""
+    return reads_as_report(text, milestones) and _ASKS.search(text) is None
+
+
 def takes_as_report(text: str, understanding: Understanding, milestones: list[Milestone], bar: float) -> bool:
-    """A report is taken when it names a rung or a count, or when Rasa is at least `bar` sure it is one (then the
-    checklist asks which rung); otherwise it is answered like a question ("aaaaaa" read as a report)."""
+    """Rasa's report is taken when it names a rung or a count, or when Rasa is at least `bar` sure and it asks nothing
+    (then the checklist asks which rung); otherwise it is answered like a question ("aaaaaa" read as a report)."""
     if reads_as_report(text, milestones):
         return True
     sure = understanding.source == "rasa" and understanding.confidence >= bar
-    return understanding.intent == REPORT_INTENT and sure
+    return understanding.intent == REPORT_INTENT and sure and _ASKS.search(text) is None
 
 
 class Progress:
     """Milestones from content/milestones.yml; state in SQL (`milestone_done`), every change an event."""
 
     def __init__(
-        self, library: Library, db: Database, journal: Journal, clock: Clock, *, report_confidence: float = 1.01
+        self, library: Library, db: Database, journal: Journal, clock: Clock, *, report_confidence: float
     ) -> None:
         self.library = library
         self.report_confidence = report_confidence  # Thresholds.report_confidence
@@ -81,7 +96,7 @@ class Progress:
         routes.button(buttons.LegacyToggle, self._press_legacy, changes_state=False)
         routes.intent(REPORT_INTENT, self._told, changes_state=False)
         # "الحمدللہ آج میرا پہلا آرڈر آیا ہے" read by Rasa as an unsure question: a report beats "I don't know"
-        routes.unanswered_message(self._told, changes_state=False)
+        routes.unanswered_message(self._unanswered, changes_state=False)
         routes.intent("ask_progress", lambda user, _, __: self.what_next(user), changes_state=False)
 
     async def _press_confirm(self, user: UserView, action: buttons.ConfirmMilestone, _: object) -> Reply:
@@ -106,6 +121,9 @@ class Progress:
         """A report in words ("pehla order mil gaya"); None when it is not taken (answered as a question)."""
         taken = takes_as_report(text, understanding, self.library.milestones, self.report_confidence)
         return await self.report(user, text) if taken else None
+
+    async def _unanswered(self, user: UserView, text: str, _: Understanding) -> Reply | None:
+        return await self.report(user, text) if rescued_as_report(text, self.library.milestones) else None
 
     async def done_ids(self, user: UserView) -> set[str]:
         """The rungs this user has reached (raises StorageError: an outage must not look like an empty ladder)."""

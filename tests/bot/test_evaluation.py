@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.core.answers import Answers
-from bot.evaluation import OUT_OF_SCOPE, REPORT, outcome
+from bot.core.progress import REPORT_INTENT as REPORT
+from bot.evaluation import OUT_OF_SCOPE, outcome
 from content.library import Library
 from nlu.understanding import ArticleCandidate, Understanding
 

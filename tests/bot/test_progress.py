@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.core.conversation import Conversation
-from bot.core.progress import guess_milestone, proposals_count
+from bot.core.progress import guess_milestone, proposals_count, rescued_as_report
 from bot.core.types import Person
 from content.library import Library
 from storage.codebook import Decision
@@ -24,6 +24,20 @@ def test_reports_in_three_languages_map_to_rungs(library: Library) -> None:
     for text, expected in cases.items():
         milestone = guess_milestone(text, library.milestones)
         assert milestone is not None and milestone.id == expected, text
+
+
+def test_an_unanswered_message_is_taken_as_a_report_only_when_it_names_a_rung_and_asks_nothing(
+    library: Library,
+) -> None:
+    """The policy had nothing for it; a report that Rasa read as a question is confirmed, a question is not."""
+    assert rescued_as_report("بہت خوش ہوں، آج ایک کلائنٹ نے مجھے ہائر کر لیا!", library.milestones)
+    assert rescued_as_report("freelancer pe aaj zindagi ki pehli bid laga di", library.milestones)
+    assert rescued_as_report("آج پہلا آرڈر ڈیلیور کیا", library.milestones)  # a final کیا is "did", not "what"
+    assert not rescued_as_report("pehli kamai ka kya karun bachat karun ya kharch", library.milestones)
+    assert not rescued_as_report("freelancing mein first client kaise dhundhen", library.milestones)
+    assert not rescued_as_report("upwork cut some money from my first payment why", library.milestones)
+    assert not rescued_as_report("کیا پہلی کمائی پر ٹیکس لگتا ہے", library.milestones)
+    assert not rescued_as_report("aaj mausam acha hai", library.milestones)
 
 
 def test_proposal_counts_are_read_from_words_and_urdu_digits() -> None:
