@@ -100,3 +100,9 @@ async def test_what_next_points_to_the_article_for_the_next_rung(conversation: C
     reply = await conversation.progress.what_next(await conversation.users.load(SANA))
     assert "art:freelancing_first_steps" in button_data(reply)
     assert f"1 of {len(library.milestones)}" in reply.text
+
+
+def test_a_hire_told_in_roman_urdu_is_a_first_job(library: Library) -> None:
+    """A user trial's "client ne hire kar liya" named no rung the keywords knew, and got "I don't know"."""
+    milestone = guess_milestone("alhamdulillah aaj client ne hire kar liya, logo ka kaam hai", library.milestones)
+    assert milestone is not None and milestone.id == "first_job_won"
