@@ -10,8 +10,8 @@ records what Rasa and a lexical search built from the other folds too make of ea
 `choose` replays those records through the real blend (nlu.pipeline.blend) and the real policy (Answers.decide)
 for a grid of thresholds, and prints the trade-off: how many article questions get the right article in the first
 reply, how many out-of-scope messages are still refused, how many conversational messages keep their intent.
-The best setting keeps out-of-scope recall at the pre-issue-9 policy's; on it, the small-talk bar and then the
-report bar are priced (`best_bar`): the most out-of-scope messages refused plus conversational ones kept.
+The best setting keeps out-of-scope recall at the pre-issue-9 policy's; on it, the small-talk bar, the personal-intent
+bar and the report bar are priced (`best_bar`): the most out-of-scope messages refused plus conversational ones kept.
 """
 
 from __future__ import annotations
@@ -339,6 +339,15 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
         chosen = small_talk_bar(records, by_bar)
         print(f"small_talk_confidence chosen: {chosen}")
         limits = dataclasses.replace(limits, small_talk_confidence=chosen)
+        # then how far Rasa's personal intents (stop, resume, peers, a human, what next) are acted on
+        by_personal_bar = {}
+        for bar in (0.0, 0.5, 0.7, 0.9, 0.99, 0.999):
+            acting = Answers(library, dataclasses.replace(limits, personal_confidence=bar))
+            by_personal_bar[bar] = score(records, acting, understandings=understandings)
+            print(f"the best with personal_confidence={bar}: {_shown(by_personal_bar[bar])}")
+        chosen = personal_bar(records, by_personal_bar)
+        print(f"personal_confidence chosen: {chosen}")
+        limits = dataclasses.replace(limits, personal_confidence=chosen)
         # then how far Rasa's `report_progress` is trusted when the message names no milestone
         by_report_bar = {}
         for bar in (0.5, 0.7, 0.9, 0.99, 0.999, 1.01):
@@ -380,6 +389,11 @@ def best_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]
 
 def small_talk_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
     """Against trusting all small talk (bar 0): out-of-scope messages caught minus conversational ones lost."""
+    return best_bar(records, by_bar, 0.0)
+
+
+def personal_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
+    """Against acting on every personal intent (bar 0): out-of-scope messages refused minus requests lost."""
     return best_bar(records, by_bar, 0.0)
 
 

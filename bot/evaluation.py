@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bot.core.answers import Answers
-from bot.core.conversation import PERSONAL_INTENTS
+from bot.core.conversation import routed_to_feature
 from bot.core.progress import REPORT_INTENT, rescued_as_report, takes_as_report
 from bot.settings import PROJECT_ROOT, Settings
 from content.library import Library, load_library
@@ -54,16 +54,16 @@ def expected_intent(label: str, library: Library) -> str:
 
 
 def outcome(answers: Answers, understanding: Understanding, text: str) -> Outcome:
-    """The policy's plan for one message, routed the way Conversation does: personal intents first (a "report"
-    that names no milestone is declined and goes through the policy), then the policy, then a refusal that names a rung
-    and asks nothing goes to the report after all (Progress registers both routes).
+    """The policy's plan for one message, routed the way Conversation does: personal intents first (one below
+    `personal_confidence`, and a "report" that names no milestone, go through the policy instead), then the policy,
+    then a refusal that names a rung and asks nothing goes to the report after all (Progress registers both routes).
 
     Answers.decide renders exactly this plan (tests/bot/test_answers.py), so the plan is what the user gets.
     """
     milestones = answers.library.milestones
     bar = answers.thresholds.report_confidence
     declined = understanding.intent == REPORT_INTENT and not takes_as_report(text, understanding, milestones, bar)
-    if understanding.intent in PERSONAL_INTENTS and not declined:
+    if routed_to_feature(understanding, answers.thresholds) and not declined:
         return Outcome(predicted=understanding.intent, article=None, decision=understanding.intent)
     plan = answers.plan(understanding)
     library = answers.library

@@ -82,6 +82,11 @@ class Thresholds:
     # `calibrate.py choose` like the small-talk bar; round 14 chose 0.999 on data that was reverted, so it is unpriced
     # on today's data and stays off.
     report_confidence: float = 1.01
+    # Rasa's stop_nudges, resume_nudges, find_peers, request_human or ask_progress below this intent confidence is
+    # not acted on: the message goes through the article policy like an unsure one, and an honest "I don't know"
+    # beats stopping every nudge because someone wrote "mera mood off hai". 0 trusts every one (before round 15).
+    # Chosen by `calibrate.py choose` like the small-talk bar (docs/BENCHMARKS.md). Reports have their own rule.
+    personal_confidence: float = 0.0
 
 
 class Answers:

@@ -18,13 +18,13 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from bot.core import buttons
-from bot.core.answers import Answers
+from bot.core.answers import Answers, Thresholds
 from bot.core.clock import Clock
 from bot.core.commands import BY_NAME
 from bot.core.journal import Journal
 from bot.core.privacy import Privacy
 from bot.core.profile import Profile
-from bot.core.progress import Progress
+from bot.core.progress import REPORT_INTENT, Progress
 from bot.core.routes import Feature, Route, Routes
 from bot.core.text import clean_text, is_mostly_urdu_script
 from bot.core.types import Button, InboundKind, Person, Reply, UserView
@@ -46,6 +46,20 @@ NOT_YET = {"request_human", "find_peers"}
 PERSONAL_INTENTS = {"report_progress", "ask_progress", "stop_nudges", "resume_nudges", "request_human", "find_peers"}
 PRIVATE_KINDS = {EventKind.PEER_MESSAGE}
 _START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def routed_to_feature(understanding: Understanding, thresholds: Thresholds) -> bool:
+    """Whether a personal intent goes to its feature (Progress, Nudges, Peers, Handoff) rather than the answer policy.
+
+    A report always does (Progress declines one that names no rung). The others only at `personal_confidence` or
+    above: "mera mood off hai" read as stop_nudges at 0.6 must not stop every nudge, it is answered like an unsure
+    question. The lexical search alone has no intent confidence to check.
+    """
+    if understanding.intent not in PERSONAL_INTENTS:
+        return False
+    if understanding.intent == REPORT_INTENT or understanding.source != "rasa":
+        return True
+    return understanding.confidence >= thresholds.personal_confidence
 
 
 class Conversation:
@@ -314,12 +328,16 @@ class Conversation:
 
     async def _reply_to_question(self, user: UserView, text: str, understanding: Understanding) -> Reply:
         intent = understanding.intent
-        route = self.routes.intents.get(intent)
+        to_feature = routed_to_feature(understanding, self.answers.thresholds)
+        route = self.routes.intents.get(intent) if to_feature else None
         reply = await self._routed(user, route, route.handler(user, text, understanding)) if route else None
-        if reply is None and intent in NOT_YET:
+        if reply is None and intent in NOT_YET and to_feature:
             reply = Reply(text=self.library.text("not_yet", user.language), decision=Decision.NOT_YET)
         if reply is None:
             reply = self.answers.decide(understanding, user)
+            if reply.decision in (Decision.ANSWER, Decision.ANSWER_WITH_ALTERNATIVES):
+                offer = self.progress.offer_to_mark(text, user.language)  # the words also told us of a rung
+                reply.buttons[:0] = [offer] if offer else []
             for fallback in self.routes.unanswered if reply.decision is Decision.DONT_KNOW else ():
                 taken = await self._routed(user, fallback, fallback.handler(user, text, understanding))
                 if taken is not None:

@@ -125,6 +125,23 @@ class Progress:
     async def _unanswered(self, user: UserView, text: str, _: Understanding) -> Reply | None:
         return await self.report(user, text) if rescued_as_report(text, self.library.milestones) else None
 
+    def named_rung(self, text: str) -> Milestone | None:
+        """The rung the words name; a proposal count alone names the first proposal."""
+        milestone = guess_milestone(text, self.library.milestones)
+        if milestone is None and proposals_count(text) is not None:
+            return self.by_id.get("first_proposal_sent")
+        return milestone
+
+    def offer_to_mark(self, text: str, lang: str) -> list[Button] | None:
+        """A button row for an article answered to words that read as a report: "yar meri fiverr gig approve ho gai!!"
+        gets the gig article and "✅ Mark done: Profile approved". Nothing is read here; pressing it on a rung already
+        reached says so (confirm is idempotent)."""
+        milestone = self.named_rung(text) if rescued_as_report(text, self.library.milestones) else None
+        if milestone is None:
+            return None
+        label = self.library.text("button_mark_done", lang, title=milestone.title[lang])
+        return [Button.of(label, buttons.ConfirmMilestone(milestone.id))]
+
     async def done_ids(self, user: UserView) -> set[str]:
         """The rungs this user has reached (raises StorageError: an outage must not look like an empty ladder)."""
         if user.id is None:
@@ -152,9 +169,7 @@ class Progress:
                     data={"metric": "proposals_sent", "count": count},
                 )
             )
-        milestone = guess_milestone(text, self.library.milestones)
-        if milestone is None and count is not None:
-            milestone = self.by_id.get("first_proposal_sent")
+        milestone = self.named_rung(text)
         done = await self.done_ids(user)
         prefix = self.library.text("effort_noted", lang, count=count) + "\n" if count is not None else ""
         if milestone is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.calibrate import report_bar, small_talk_bar
+from bench.calibrate import personal_bar, report_bar, small_talk_bar
 
 
 def records(out_of_scope: int, talk: int) -> list[dict[str, Any]]:
@@ -37,3 +37,9 @@ def test_the_report_bar_trusts_rasa_only_when_that_keeps_more_than_it_loses() ->
     by_bar = {1.01: figures(0, 0), 0.9: figures(-2, -6), 0.5: figures(-9, -8)}
     assert report_bar(records(100, 100), by_bar) == 0.9
     assert report_bar(records(100, 100), {1.01: figures(0, 0), 0.9: figures(-3, -3)}) == 1.01
+
+
+def test_the_personal_bar_is_priced_like_the_small_talk_bar() -> None:
+    """From 0 (every stop, peers or human request acted on): 0.9 refuses 4 out-of-scope messages for 1 request lost."""
+    by_bar = {0.0: figures(0, 0), 0.9: figures(4, 1), 0.99: figures(5, 6)}
+    assert personal_bar(records(100, 100), by_bar) == 0.9

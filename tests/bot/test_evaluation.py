@@ -44,3 +44,27 @@ def test_a_report_rasa_is_sure_of_is_taken_even_without_a_milestone_when_the_bar
     assert outcome(trusting, _understood(REPORT, 0.95), text).predicted == REPORT
     assert outcome(trusting, _understood(REPORT, 0.6), text).predicted == OUT_OF_SCOPE
     assert outcome(Answers(library), _understood(REPORT, 0.95), text).predicted == OUT_OF_SCOPE
+
+
+def test_a_personal_intent_rasa_is_unsure_of_is_answered_like_a_question(library: Library) -> None:
+    """ "mera mood off hai" read as stop_nudges at 0.6: under the personal bar nothing is stopped, the policy answers
+    (here "I don't know"); at the bar, and with the bar off (0, the default before round 15), the stop goes through."""
+    from bot.core.answers import Thresholds
+    from bot.core.conversation import routed_to_feature
+
+    doubting = Answers(library, Thresholds(personal_confidence=0.9))
+    unsure_stop = _understood("stop_nudges", 0.6, ("payoneer_setup", 0.1))
+    assert not routed_to_feature(unsure_stop, doubting.thresholds)
+    assert outcome(doubting, unsure_stop, "mera mood off hai").predicted == OUT_OF_SCOPE
+    assert outcome(doubting, _understood("stop_nudges", 0.95), "stop messaging me").predicted == "stop_nudges"
+    assert outcome(Answers(library, Thresholds(personal_confidence=0.0)), unsure_stop, "x").predicted == "stop_nudges"
+    lexical = Understanding(intent="stop_nudges", confidence=0.3, source="lexical", entities={}, articles=())
+    assert routed_to_feature(lexical, doubting.thresholds)  # no Rasa confidence to doubt when Rasa is down
+
+
+def test_the_personal_bar_never_stands_between_a_report_and_progress(library: Library) -> None:
+    """Reports have their own rule (they must name a rung), whatever the personal bar."""
+    from bot.core.answers import Thresholds
+
+    doubting = Answers(library, Thresholds(personal_confidence=0.99))
+    assert outcome(doubting, _understood(REPORT, 0.5), "pehla order mil gaya").predicted == REPORT

@@ -106,3 +106,21 @@ def test_a_hire_told_in_roman_urdu_is_a_first_job(library: Library) -> None:
     """A user trial's "client ne hire kar liya" named no rung the keywords knew, and got "I don't know"."""
     milestone = guess_milestone("alhamdulillah aaj client ne hire kar liya, logo ka kaam hai", library.milestones)
     assert milestone is not None and milestone.id == "first_job_won"
+
+
+async def test_an_article_answered_to_words_that_tell_of_a_rung_offers_to_mark_it(
+    conversation: Conversation, db: Database
+) -> None:
+    """ "I made my Upwork account today" read as a question gets the sign-up article and a first button that marks
+    the rung; a question about the same thing gets the article alone."""
+    told = await conversation.handle_text(SANA, "آج میں نے اپ ورک پر اکاؤنٹ بنا لیا ہے")
+    assert told.decision in (Decision.ANSWER, Decision.ANSWER_WITH_ALTERNATIVES)
+    assert told.article_id == "upwork_account_create"
+    assert button_data(told)[0] == "ms:yes:account_created"
+    assert told.buttons[0][0].label == "✅ Mark done: Created a freelancing account"  # Sana has not chosen Urdu yet
+    asked = await conversation.handle_text(SANA, "اپ ورک پر اکاؤنٹ کیسے بناؤں")
+    assert asked.article_id == "upwork_account_create"
+    assert not any(data.startswith("ms:") for data in button_data(asked))
+    marked = await conversation.press(SANA, "ms:yes:account_created")
+    assert marked.decision is Decision.MILESTONE_DONE
+    assert len(await events_of(conversation, db, SANA, kind="milestone_done")) == 1
