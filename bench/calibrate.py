@@ -328,34 +328,25 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
             f"suggest={limits.suggest} faq_confidence={limits.faq_confidence} "
             f"out_of_scope_confidence={limits.out_of_scope_confidence}: {_shown(figures)}"
         )
-    if eligible:  # a second, cheap pass: how far Rasa's small talk is trusted, on the best setting
+    if eligible:  # cheap passes on the best setting
         weight, embedding_weight, limits, _ = eligible[0]
         understandings = [replay(record, weight, embedding_weight) for record in records]
-        by_bar = {}
-        for bar in (0.0, 0.5, 0.6, 0.7, 0.8, 0.9):
-            doubting = Answers(library, dataclasses.replace(limits, small_talk_confidence=bar))
-            by_bar[bar] = score(records, doubting, understandings=understandings)
-            print(f"the best with small_talk_confidence={bar}: {_shown(by_bar[bar])}")
-        chosen = small_talk_bar(records, by_bar)
-        print(f"small_talk_confidence chosen: {chosen}")
-        limits = dataclasses.replace(limits, small_talk_confidence=chosen)
-        # then how far Rasa's personal intents (stop, resume, peers, a human, what next) are acted on
-        by_personal_bar = {}
-        for bar in (0.0, 0.5, 0.7, 0.9, 0.99, 0.999):
-            acting = Answers(library, dataclasses.replace(limits, personal_confidence=bar))
-            by_personal_bar[bar] = score(records, acting, understandings=understandings)
-            print(f"the best with personal_confidence={bar}: {_shown(by_personal_bar[bar])}")
-        chosen = personal_bar(records, by_personal_bar)
-        print(f"personal_confidence chosen: {chosen}")
-        limits = dataclasses.replace(limits, personal_confidence=chosen)
-        # then how far Rasa's `report_progress` is trusted when the message names no milestone
-        by_report_bar = {}
-        for bar in (0.5, 0.7, 0.9, 0.99, 0.999, 1.01):
-            reporting = Answers(library, dataclasses.replace(limits, report_confidence=bar))
-            by_report_bar[bar] = score(records, reporting, understandings=understandings)
-            print(f"the best with report_confidence={bar}: {_shown(by_report_bar[bar])}")
-        print(f"report_confidence chosen: {report_bar(records, by_report_bar)}")
-        # a third: "did you mean" for a question Rasa is sure about but no article answers. It never adds a right
+        # then, in turn, how far Rasa's small talk, its personal intents (stop, resume, peers, a human, what next)
+        # and its `report_progress` that names no milestone are trusted, each priced on the setting chosen so far
+        for field, bars, rule in (
+            ("small_talk_confidence", (0.0, 0.5, 0.6, 0.7, 0.8, 0.9), small_talk_bar),
+            ("personal_confidence", (0.0, 0.5, 0.7, 0.9, 0.99, 0.999), personal_bar),
+            ("report_confidence", (0.5, 0.7, 0.9, 0.99, 0.999, 1.01), report_bar),
+        ):
+            by_bar = {}
+            for bar in bars:
+                trial = Answers(library, dataclasses.replace(limits, **{field: bar}))
+                by_bar[bar] = score(records, trial, understandings=understandings)
+                print(f"the best with {field}={bar}: {_shown(by_bar[bar])}")
+            chosen = rule(records, by_bar)
+            print(f"{field} chosen: {chosen}")
+            limits = dataclasses.replace(limits, **{field: chosen})
+        # last: "did you mean" for a question Rasa is sure about but no article answers. It never adds a right
         # first reply, so it is judged on the right article one tap away, under the same out-of-scope floor
         for bar in (0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25):
             suggesting = Answers(library, dataclasses.replace(limits, suggest_when_sure=bar))
