@@ -34,12 +34,40 @@ def proposals_count(text: str) -> int | None:
     return count if 0 < count <= 500 else None
 
 
+_WORD_GAP = 2  # words allowed between a keyword's own words: "pehla fiverr order" names "pehla order"
+_PUNCTUATION = "!?.,;:()\"'۔؟،…"
+
+
+def _mentions(keyword: str, folded: str, words: list[str]) -> bool:
+    """The keyword as written, or its words in order with at most _WORD_GAP others between them, each word a prefix
+    of the one in the text ("paise aa" in "paise bank mein aa gaye", "published my gig" in "published my first gig")."""
+    if keyword in folded:
+        return True
+    wanted = keyword.split()
+    if len(wanted) < 2:
+        return False
+    for start, word in enumerate(words):
+        if not word.startswith(wanted[0]):
+            continue
+        position, found = start, 1
+        while found < len(wanted):
+            window = words[position + 1 : position + 2 + _WORD_GAP]
+            step = next((i for i, w in enumerate(window) if w.startswith(wanted[found])), None)
+            if step is None:
+                break
+            position, found = position + 1 + step, found + 1
+        if found == len(wanted):
+            return True
+    return False
+
+
 def guess_milestone(text: str, milestones: list[Milestone]) -> Milestone | None:
     """The rung a progress report is about: the most keyword hits, the later rung on a tie."""
     folded = text.casefold()
+    words = [word.strip(_PUNCTUATION) for word in folded.split()]
     best: tuple[int, int, Milestone] | None = None
     for position, milestone in enumerate(milestones):
-        hits = sum(1 for keyword in milestone.keywords if keyword in folded)
+        hits = sum(1 for keyword in milestone.keywords if _mentions(keyword, folded, words))
         if hits and (best is None or (hits, position) > best[:2]):
             best = (hits, position, milestone)
     return best[2] if best else None
@@ -50,11 +78,19 @@ def reads_as_report(text: str, milestones: list[Milestone]) -> bool:
     return proposals_count(text) is not None or guess_milestone(text, milestones) is not None
 
 
-# A message that asks something: a question mark, or a question word in any script ("کیا" only before other words:
-# at the end it is "did", as in "کام مکمل کیا").
+# A message that asks something, or says it has not happened or went wrong: a question mark, a question or request
+# word, a "not", an "or", a problem word, in any script ("کیا" only before other words: at the end it is "did", as in
+# "کام مکمل کیا").
 _ASKS = re.compile(
-    r"[?؟]|\b(?:how|what|why|when|where|which|who|should|can i|do i|does|is it|help|kya|kaise|kese|kaisay|kyun|kyu|kyon"
-    r"|kab|kahan|kaun|kon|konsa|kaunsa|kitna|kitne|kitni|کیسے|کیوں|کب|کہاں|کون|کونسا|کتنا|کتنے|کتنی)\b|کیا(?=\s+\S)",
+    r"[?؟]|\b(?:how|what|why|when|where|which|who|should|can i|do i|does|is it|help|tips?|please|plz|tell me|kya|kia"
+    r"|kaise|kese|kaisay|kyun|kyu|kyon|kab|kahan|kaun|kon|konsa|kaunsa|kis|kitna|kitne|kitni|tarika|tareeqa|bata|batao"
+    r"|btao|batayen|bataen|mashwara|chahiye|sakta|sakti|sakte|ya|or"
+    r"|kaisi|kaisa|kesi|kesa|want to|wants to|chahta|chahti|raha hoon|raha hun|rahi hoon|rahi hun|am making"
+    r"|bad|negative|1 star|one star|problem|issue|stuck|delay|delayed|processing|masla|pareshan|worried"
+    r"|not|no|never|zero|isn't|hasn't|haven't|didn't|doesn't|don't|can't|won't|nahi|nahin|nai|na|abhi tak"
+    r"|کیسے|کیوں|کب|کہاں|کون|کونسا|کس|کتنا|کتنے|کتنی|طریقہ|بتا|بتائیں|بتا دیں|مشورہ|چاہیے|سکتا|سکتی|سکتے"
+    r"|یا|نہیں|نہ|ابھی تک|برا|مسئلہ|پریشان|چاہتا|چاہتی|رہا ہوں|رہی ہوں)\b"
+    r"|کیا(?=\s+\S)",
     re.IGNORECASE,
 )
 

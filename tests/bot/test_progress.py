@@ -40,6 +40,29 @@ def test_an_unanswered_message_is_taken_as_a_report_only_when_it_names_a_rung_an
     assert not rescued_as_report("aaj mausam acha hai", library.milestones)
 
 
+def test_a_rung_is_named_with_words_in_between_and_not_when_it_has_not_happened(library: Library) -> None:
+    """Keywords match with a couple of words between their own ("pehla fiverr order", "paise bank mein aa gaye");
+    a "not", an "or", a request or a problem word means it is no report to confirm."""
+    named = {
+        "alhamdulillah mera pehla fiverr order complete ho gaya": "first_job_won",
+        "fiverr se paise bank mein aa gaye": "first_payment_received",
+        "finally published my first gig today": "profile_approved",
+    }
+    for text, expected in named.items():
+        milestone = guess_milestone(text, library.milestones)
+        assert milestone is not None and milestone.id == expected, text
+        assert rescued_as_report(text, library.milestones), text
+    for text in (
+        "payoneer account ban gaya lekin approve nahi hua",
+        "پیونیر اکاؤنٹ بن گیا مگر منظوری نہیں ملی",
+        "fiverr account banane ka tarika",
+        "my first withdrawal on freelancer is still processing",
+        "first gig bana raha hoon, gallery mein images kaisi dalun",
+        "مجھے برا ریویو ملا ہے",
+    ):
+        assert not rescued_as_report(text, library.milestones), text
+
+
 def test_proposal_counts_are_read_from_words_and_urdu_digits() -> None:
     assert proposals_count("sent 5 proposals today") == 5
     assert proposals_count("aaj 12 proposal bheje") == 12
