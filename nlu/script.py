@@ -15,10 +15,19 @@ _URDU_LETTERS = str.maketrans(
 # "آپ ورک سے پیسے جاز کیش میں کیسے منگواؤں" out of scope at 0.999 and the same words with اپ ورک `faq`.
 _UPWORK_WITH_MADDA = re.compile(r"(?<!\w)(?:\u0622|\u0627\u0653)\u067e(\s?)\u0648\u0631\u06a9(?!\w)")
 
+# Payoneer has no settled Urdu spelling; the training data mostly writes پایونیر. Rasa gave
+# "پیونیئر سے پیسے نکالنے پر کتنی فیس لگتی ہے؟" no article to answer, and the same words with پایونیر the Payoneer
+# article (a blind trial, round 15).
+_PAYONEER = re.compile(
+    r"(?<!\w)(?:پیونیئر|پیونیر|پےونیئر|پےونیر|پے ?اونیئر|پے ?اونیر|پایونیئر|پائیونیر|پائونیر|پیئونیر|پے ?انیر)(?!\w)"
+)
+
 
 def with_urdu_letters(text: str) -> str:
-    """The same text with Urdu's own letters, Western digits and Upwork spelled as the training data spells it."""
-    return _UPWORK_WITH_MADDA.sub("\u0627\u067e\\1\u0648\u0631\u06a9", text.translate(_URDU_LETTERS))
+    """The same text with Urdu's own letters, Western digits, and Upwork and Payoneer spelled as the training data
+    spells them."""
+    text = _UPWORK_WITH_MADDA.sub("\u0627\u067e\\1\u0648\u0631\u06a9", text.translate(_URDU_LETTERS))
+    return _PAYONEER.sub("پایونیر", text)
 
 
 # Urdu consonants as Latin letters, for `consonant_skeleton`. Letters that stand for vowels or are often left out

@@ -45,3 +45,11 @@ def test_one_word_in_three_scripts_has_one_consonant_skeleton(spellings: tuple[s
 
 def test_different_words_keep_different_skeletons() -> None:
     assert len({consonant_skeleton(word) for word in ("paise", "fees", "bank", "کام", "نام")}) == 5
+
+
+def test_payoneer_is_read_in_the_spelling_the_training_data_uses() -> None:
+    """A blind trial's "پیونیئر سے پیسے نکالنے پر کتنی فیس لگتی ہے؟" got no answer; spelled پایونیر it got the
+    Payoneer article."""
+    for spelling in ("پیونیئر", "پیونیر", "پےونیئر", "پے اونیئر", "پے اونیر", "پایونیئر"):
+        assert with_urdu_letters(f"{spelling} سے پیسے") == "پایونیر سے پیسے", spelling
+    assert with_urdu_letters("پیونیرز") == "پیونیرز"  # only whole words
