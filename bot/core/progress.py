@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 
@@ -63,14 +64,21 @@ def _mentions(keyword: str, folded: str, words: list[str]) -> bool:
 
 def guess_milestone(text: str, milestones: list[Milestone]) -> Milestone | None:
     """The rung a progress report is about: the most keyword hits, the later rung on a tie."""
+    position = _rung_position(text, tuple(milestone.keywords for milestone in milestones))
+    return None if position is None else milestones[position]
+
+
+@functools.lru_cache(maxsize=8192)
+def _rung_position(text: str, keywords_by_rung: tuple[tuple[str, ...], ...]) -> int | None:
+    """Cached: the evaluation and calibrate.py ask about the same message once per threshold setting."""
     folded = text.casefold()
     words = [word.strip(_PUNCTUATION) for word in folded.split()]
-    best: tuple[int, int, Milestone] | None = None
-    for position, milestone in enumerate(milestones):
-        hits = sum(1 for keyword in milestone.keywords if _mentions(keyword, folded, words))
-        if hits and (best is None or (hits, position) > best[:2]):
-            best = (hits, position, milestone)
-    return best[2] if best else None
+    best: tuple[int, int] | None = None
+    for position, keywords in enumerate(keywords_by_rung):
+        hits = sum(1 for keyword in keywords if _mentions(keyword, folded, words))
+        if hits and (best is None or (hits, position) > best):
+            best = (hits, position)
+    return best[1] if best else None
 
 
 def reads_as_report(text: str, milestones: list[Milestone]) -> bool:
