@@ -20,6 +20,10 @@ def test_reports_in_three_languages_map_to_rungs(library: Library) -> None:
         "finally my profile got approved": "profile_approved",
         "پہلی پیمنٹ آ گئی": "first_payment_received",
         "payoneer account ban gaya": "payment_method_ready",
+        # a keyword's words with up to two others between them
+        "alhamdulillah mera pehla fiverr order complete ho gaya": "first_job_won",
+        "fiverr se paise bank mein aa gaye": "first_payment_received",
+        "finally published my first gig today": "profile_approved",
     }
     for text, expected in cases.items():
         milestone = guess_milestone(text, library.milestones)
@@ -43,14 +47,11 @@ def test_an_unanswered_message_is_taken_as_a_report_only_when_it_names_a_rung_an
 def test_a_rung_is_named_with_words_in_between_and_not_when_it_has_not_happened(library: Library) -> None:
     """Keywords match with a couple of words between their own ("pehla fiverr order", "paise bank mein aa gaye");
     a "not", an "or", a request or a problem word means it is no report to confirm."""
-    named = {
-        "alhamdulillah mera pehla fiverr order complete ho gaya": "first_job_won",
-        "fiverr se paise bank mein aa gaye": "first_payment_received",
-        "finally published my first gig today": "profile_approved",
-    }
-    for text, expected in named.items():
-        milestone = guess_milestone(text, library.milestones)
-        assert milestone is not None and milestone.id == expected, text
+    for text in (
+        "alhamdulillah mera pehla fiverr order complete ho gaya",
+        "fiverr se paise bank mein aa gaye",
+        "finally published my first gig today",
+    ):
         assert rescued_as_report(text, library.milestones), text
     for text in (
         "payoneer account ban gaya lekin approve nahi hua",
