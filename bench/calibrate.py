@@ -334,8 +334,8 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
         # then, in turn, how far Rasa's small talk, its personal intents (stop, resume, peers, a human, what next)
         # and its `report_progress` that names no milestone are trusted, each priced on the setting chosen so far
         for field, bars, rule in (
-            ("small_talk_confidence", (0.0, 0.5, 0.6, 0.7, 0.8, 0.9), small_talk_bar),
-            ("personal_confidence", (0.0, 0.5, 0.7, 0.9, 0.99, 0.999), personal_bar),
+            ("small_talk_confidence", (0.0, 0.5, 0.6, 0.7, 0.8, 0.9), trust_bar),
+            ("personal_confidence", (0.0, 0.5, 0.7, 0.9, 0.99, 0.999), trust_bar),
             ("report_confidence", (0.5, 0.7, 0.9, 0.99, 0.999, 1.01), report_bar),
         ):
             by_bar = {}
@@ -378,13 +378,9 @@ def best_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]
     return max(sorted(fair, key=lambda bar: abs(bar - baseline)), key=lambda bar: net(by_bar[bar]))
 
 
-def small_talk_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
-    """Against trusting all small talk (bar 0): out-of-scope messages caught minus conversational ones lost."""
-    return best_bar(records, by_bar, 0.0)
-
-
-def personal_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
-    """Against acting on every personal intent (bar 0): out-of-scope messages refused minus requests lost."""
+def trust_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]]) -> float:
+    """Against trusting every small-talk or personal intent Rasa names (bar 0): out-of-scope messages caught minus
+    conversational ones (or requests) lost."""
     return best_bar(records, by_bar, 0.0)
 
 

@@ -337,7 +337,8 @@ class Conversation:
             reply = self.answers.decide(understanding, user)
             if reply.decision in (Decision.ANSWER, Decision.ANSWER_WITH_ALTERNATIVES):
                 offer = self.progress.offer_to_mark(text, user.language)  # the words also told us of a rung
-                reply.buttons[:0] = [offer] if offer else []
+                if offer:
+                    reply.buttons.insert(0, offer)
             for fallback in self.routes.unanswered if reply.decision is Decision.DONT_KNOW else ():
                 taken = await self._routed(user, fallback, fallback.handler(user, text, understanding))
                 if taken is not None:

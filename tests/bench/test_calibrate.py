@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.calibrate import personal_bar, report_bar, small_talk_bar
+from bench.calibrate import report_bar, trust_bar
 
 
 def records(out_of_scope: int, talk: int) -> list[dict[str, Any]]:
@@ -23,12 +23,12 @@ def figures(caught: int, lost: int, first_reply: float = 0.9) -> dict[str, float
 def test_the_small_talk_bar_is_the_one_that_wins_the_most_messages() -> None:
     """Round 12's trade: 0.5 caught 2 for 1 lost, 0.6 5 for 2, 0.7 6 for 5: 0.6 nets the most."""
     by_bar = {0.0: figures(0, 0), 0.5: figures(2, 1), 0.6: figures(5, 2), 0.7: figures(6, 5)}
-    assert small_talk_bar(records(100, 100), by_bar) == 0.6
+    assert trust_bar(records(100, 100), by_bar) == 0.6
 
 
 def test_a_bar_that_costs_first_replies_or_nets_nothing_is_not_chosen() -> None:
     by_bar = {0.0: figures(0, 0), 0.5: figures(1, 1), 0.6: figures(9, 0, first_reply=0.89)}
-    assert small_talk_bar(records(100, 100), by_bar) == 0.0
+    assert trust_bar(records(100, 100), by_bar) == 0.0
 
 
 def test_the_report_bar_trusts_rasa_only_when_that_keeps_more_than_it_loses() -> None:
@@ -42,4 +42,4 @@ def test_the_report_bar_trusts_rasa_only_when_that_keeps_more_than_it_loses() ->
 def test_the_personal_bar_is_priced_like_the_small_talk_bar() -> None:
     """From 0 (every stop, peers or human request acted on): 0.9 refuses 4 out-of-scope messages for 1 request lost."""
     by_bar = {0.0: figures(0, 0), 0.9: figures(4, 1), 0.99: figures(5, 6)}
-    assert personal_bar(records(100, 100), by_bar) == 0.9
+    assert trust_bar(records(100, 100), by_bar) == 0.9
