@@ -20,7 +20,11 @@ BLIND_TEST_FILE = NLU_DIR / "tests" / "test_nlu_round12.yml"
 # A fourth (round 14, 267 messages, 89 per script), written the same way from the articles' ids, titles and the
 # start of their bodies, committed before anything was evaluated on it: round 12's file had been scored twice.
 ROUND14_TEST_FILE = NLU_DIR / "tests" / "test_nlu_round14.yml"
-HELD_OUT_FILES = (TEST_FILE, FRESH_TEST_FILE, BLIND_TEST_FILE, ROUND14_TEST_FILE)
+# A fifth (round 16, 180 messages, 60 per script), written the same way and committed before anything was evaluated
+# on it, weighted towards what the other files have least of: everyday life told as news, feelings and partners for
+# things that are not freelancing (60 out of scope), progress reports (24) and conversational intents (24).
+ROUND16_TEST_FILE = NLU_DIR / "tests" / "test_nlu_round16.yml"
+HELD_OUT_FILES = (TEST_FILE, FRESH_TEST_FILE, BLIND_TEST_FILE, ROUND14_TEST_FILE, ROUND16_TEST_FILE)
 _ANNOTATION = re.compile(r"\[([^\]]+)\](\([^)]*\)|\{[^}]*\})")
 
 

