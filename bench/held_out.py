@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.core.answers import Answers, Thresholds  # noqa: E402
 from bot.evaluation import Outcome, expected_intent, load_examples, outcome, score_outcomes  # noqa: E402
-from content.library import load_library  # noqa: E402
+from content.library import Library, load_library  # noqa: E402
 from nlu.client import RasaClient  # noqa: E402
 from nlu.examples import HELD_OUT_FILES, Example  # noqa: E402
 from nlu.lexical import LexicalSearch  # noqa: E402
@@ -61,17 +61,17 @@ def _understanding(data: dict[str, Any]) -> Understanding:
     return Understanding(**{**data, "articles": articles})
 
 
-def outcomes(parsed: dict[str, Any], thresholds: Thresholds) -> dict[str, list[tuple[dict[str, Any], Outcome]]]:
-    answers = Answers(load_library(), thresholds)
+Outcomes = dict[str, list[tuple[dict[str, Any], Outcome]]]
+
+
+def outcomes(parsed: dict[str, Any], answers: Answers) -> Outcomes:
     return {
         name: [(row, outcome(answers, _understanding(row["understanding"]), row["text"])) for row in rows]
         for name, rows in parsed.items()
     }
 
 
-def score(parsed: dict[str, Any], thresholds: Thresholds) -> None:
-    library = load_library()
-    by_file = outcomes(parsed, thresholds)
+def score(by_file: Outcomes, library: Library) -> None:
     for name, rows in by_file.items():
         examples = [Example(text=row["text"], label=row["label"]) for row, _ in rows]
         figures = score_outcomes("Rahnuma", examples, [result for _, result in rows], library)
@@ -83,28 +83,18 @@ def score(parsed: dict[str, Any], thresholds: Thresholds) -> None:
         print(f"{name:28s} {' / '.join(cells)}   {by_slice}")
 
 
-def compare(before: dict[str, Any], after: dict[str, Any], thresholds: Thresholds) -> None:
+def compare(old: Outcomes, new: Outcomes, library: Library) -> None:
     """The messages whose outcome changed between two parses, with the label: what a retraining won and lost."""
-    library = load_library()
-    old, new = outcomes(before, thresholds), outcomes(after, thresholds)
-    for name in old:
-        if name not in new:
-            continue
+    for name in [name for name in old if name in new]:
         for (row, was), (_, now) in zip(old[name], new[name], strict=True):
             if (was.predicted, was.article) == (now.predicted, now.article):
                 continue
             label = row["label"]
-            wanted = expected_intent(label, library)
-            right_before, right_after = _right(was, label, wanted), _right(now, label, wanted)
+            expected = expected_intent(label, library)
+            right_before, right_after = was.is_right(label, expected), now.is_right(label, expected)
             mark = "~" if right_before == right_after else "+" if right_after else "-"
             print(f"{mark} {name}: {row['text'][:70]!r} [{label}] {was.predicted}/{was.article} -> "
                   f"{now.predicted}/{now.article}")  # fmt: skip
-
-
-def _right(result: Outcome, label: str, wanted: str) -> bool:
-    if label.startswith("faq/"):
-        return result.first_reply_right(label)
-    return result.predicted == wanted
 
 
 def _thresholds(settings: list[str]) -> Thresholds:
@@ -129,15 +119,14 @@ def main() -> None:
         args.out.write_text(json.dumps(asyncio.run(parse(args.rasa_url, files)), ensure_ascii=False))
         print(f"parsed {len(files)} files into {args.out}")
         return
-    loaded = [json.loads(path.read_text()) for path in args.parsed]
-    thresholds = _thresholds(args.set)
+    library = load_library()
+    answers = Answers(library, _thresholds(args.set))
+    by_parse = [outcomes(json.loads(path.read_text()), answers) for path in args.parsed]
     print("file                         topic / first reply / out-of-scope recall, then by slice")
-    if args.command == "score":
-        score(loaded[0], thresholds)
-    else:
-        score(loaded[0], thresholds)
-        score(loaded[1], thresholds)
-        compare(loaded[0], loaded[1], thresholds)
+    for by_file in by_parse:
+        score(by_file, library)
+    if args.command == "compare":
+        compare(*by_parse, library)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ class Outcome:
     def first_reply_right(self, label: str) -> bool:
         return label.startswith(f"{RETRIEVAL_INTENT}/") and self.article == label.split("/", 1)[1]
 
+    def is_right(self, label: str, expected: str) -> bool:
+        """The topic the user gets is the expected one and, for an article question, the first reply is its article."""
+        wrong_article = label.startswith(f"{RETRIEVAL_INTENT}/") and not self.first_reply_right(label)
+        return self.predicted == expected and not wrong_article
+
 
 def expected_intent(label: str, library: Library) -> str:
     """An article question's topic intent (ask_payments...), else the label; nlu_fallback counts as out_of_scope."""
@@ -139,8 +144,7 @@ class Figures:
     def add(self, example: Example, expected: str, result: Outcome) -> None:
         self.overall.add(example.label, expected, result)
         self.slices[language_slice(example.text)].add(example.label, expected, result)
-        wrong_article = example.label.startswith("faq/") and not result.first_reply_right(example.label)
-        if result.predicted != expected or wrong_article:
+        if not result.is_right(example.label, expected):
             self.misses.append(
                 {"text": example.text, "label": example.label, "predicted": result.predicted,
                  "article": result.article, "decision": result.decision}

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from bench.held_out import _as_json, _understanding, compare
-from bot.core.answers import Thresholds
+from bench.held_out import _as_json, _understanding, compare, outcomes
+from bot.core.answers import Answers
+from content.library import Library
 from nlu.understanding import ArticleCandidate, Understanding
 
 
@@ -28,9 +29,10 @@ def test_a_stored_parse_reads_back_as_the_same_understanding() -> None:
     assert _understanding(_as_json(understanding)) == understanding
 
 
-def test_compare_names_the_message_a_retraining_won(capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_names_the_message_a_retraining_won(library: Library, capsys: pytest.CaptureFixture[str]) -> None:
     """The old model took a gym partner request for a buddy request; the new one refuses it."""
-    compare(parsed("find_peers", 0.99), parsed("out_of_scope", 0.99), Thresholds())
+    answers = Answers(library)
+    compare(outcomes(parsed("find_peers", 0.99), answers), outcomes(parsed("out_of_scope", 0.99), answers), library)
     printed = capsys.readouterr().out
     assert printed.startswith(
         "+ mine.yml: 'koi gym partner chahiye' [out_of_scope] find_peers/None -> out_of_scope/None"
