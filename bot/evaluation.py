@@ -65,14 +65,13 @@ def outcome(answers: Answers, understanding: Understanding, text: str) -> Outcom
 
     Answers.decide renders exactly this plan (tests/bot/test_answers.py), so the plan is what the user gets.
     """
-    milestones = answers.library.milestones
+    library = answers.library
     bar = answers.thresholds.report_confidence
-    declined = understanding.intent == REPORT_INTENT and not takes_as_report(text, understanding, milestones, bar)
+    declined = understanding.intent == REPORT_INTENT and not takes_as_report(text, understanding, library, bar)
     if routed_to_feature(understanding, answers.thresholds) and not declined:
         return Outcome(predicted=understanding.intent, article=None, decision=understanding.intent)
     plan = answers.plan(understanding)
-    library = answers.library
-    if plan.decision is Decision.DONT_KNOW and rescued_as_report(text, milestones):
+    if plan.decision is Decision.DONT_KNOW and rescued_as_report(text, library):
         return Outcome(predicted=REPORT_INTENT, article=None, decision=str(Decision.MILESTONE_CONFIRM))
     if plan.article_id:
         predicted = library.articles[plan.article_id].intent

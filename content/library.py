@@ -87,6 +87,8 @@ class Library:
     milestones: list[Milestone] = field(default_factory=list)
     tips: list[Tip] = field(default_factory=list)
     nudges: NudgeBook = field(default_factory=NudgeBook)
+    # Words that make a message a question or a doubt, not news of a rung reached (milestones.yml `doubt_words`)
+    doubt_words: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[Article]:
         return iter(self.articles.values())
@@ -164,6 +166,7 @@ def load_library(directory: Path = CONTENT_DIR) -> Library:
     """Read every article, the UI texts, milestones and tips. Raises ContentError on a broken file."""
     articles = {article.id: article for article in map(parse_article, sorted((directory / "articles").glob("*.md")))}
     ui = _load_yaml(directory / "ui.yml") or {}
+    ladder = _load_yaml(directory / "milestones.yml") or {}
     milestones = [
         Milestone(
             id=m["id"],
@@ -171,14 +174,15 @@ def load_library(directory: Path = CONTENT_DIR) -> Library:
             article=m.get("article"),
             keywords=tuple(str(k).casefold() for k in m.get("keywords") or ()),
         )
-        for m in (_load_yaml(directory / "milestones.yml") or {}).get("milestones", [])
+        for m in ladder.get("milestones", [])
     ]
+    doubt_words = tuple(str(word).casefold() for words in (ladder.get("doubt_words") or {}).values() for word in words)
     tips = [
         Tip(id=t["id"], milestone=t.get("milestone"), text=t["text"])
         for t in (_load_yaml(directory / "tips.yml") or {}).get("tips", [])
     ]
     nudges = load_nudges(directory / "nudges.yml")
-    return Library(articles=articles, ui=ui, milestones=milestones, tips=tips, nudges=nudges)
+    return Library(articles=articles, ui=ui, milestones=milestones, tips=tips, nudges=nudges, doubt_words=doubt_words)
 
 
 @dataclass(frozen=True)
@@ -232,6 +236,8 @@ def check_library(library: Library, *, today: dt.date | None = None) -> CheckRep
     for milestone in library.milestones:
         if milestone.article and milestone.article not in library.articles:
             errors.append(f"milestones.yml: {milestone.id} points to unknown article {milestone.article!r}")
+    if library.milestones and not library.doubt_words:
+        errors.append("milestones.yml: doubt_words is missing (every question naming a rung would read as a report)")
     for key, entry in library.ui.items():
         for lang in LANGUAGES:
             if not entry.get(lang):

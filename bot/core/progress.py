@@ -86,36 +86,32 @@ def reads_as_report(text: str, milestones: list[Milestone]) -> bool:
     return proposals_count(text) is not None or guess_milestone(text, milestones) is not None
 
 
-# A message that asks something, or says it has not happened or went wrong: a question mark, a question or request
-# word, a "not", an "or", a problem word, in any script ("کیا" only before other words: at the end it is "did", as in
-# "کام مکمل کیا").
-_ASKS = re.compile(
-    r"[?؟]|\b(?:how|what|why|when|where|which|who|should|can i|do i|does|is it|help|tips?|please|plz|tell me|kya|kia"
-    r"|kaise|kese|kaisay|kyun|kyu|kyon|kab|kahan|kaun|kon|konsa|kaunsa|kis|kitna|kitne|kitni|tarika|tareeqa|bata|batao"
-    r"|btao|batayen|bataen|mashwara|chahiye|sakta|sakti|sakte|ya|or"
-    r"|kaisi|kaisa|kesi|kesa|want to|wants to|chahta|chahti|raha hoon|raha hun|rahi hoon|rahi hun|am making"
-    r"|bad|negative|1 star|one star|problem|issue|stuck|delay|delayed|processing|masla|pareshan|worried"
-    r"|not|no|never|zero|isn't|hasn't|haven't|didn't|doesn't|don't|can't|won't|nahi|nahin|nai|na|abhi tak"
-    r"|کیسے|کیوں|کب|کہاں|کون|کونسا|کس|کتنا|کتنے|کتنی|طریقہ|بتا|بتائیں|بتا دیں|مشورہ|چاہیے|سکتا|سکتی|سکتے"
-    r"|یا|نہیں|نہ|ابھی تک|برا|مسئلہ|پریشان|چاہتا|چاہتی|رہا ہوں|رہی ہوں)\b"
-    r"|کیا(?=\s+\S)",
-    re.IGNORECASE,
-)
+@functools.lru_cache(maxsize=4)
+def _doubt_pattern(doubt_words: tuple[str, ...]) -> re.Pattern[str]:
+    """A question mark, a word from content/milestones.yml `doubt_words`, or "کیا" before other words (at the end it
+    is "did", as in "کام مکمل کیا")."""
+    words = "|".join(map(re.escape, doubt_words))
+    return re.compile(rf"[?؟]|\b(?:{words})\b|کیا(?=\s+\S)", re.IGNORECASE)
 
 
-def rescued_as_report(text: str, milestones: list[Milestone]) -> bool:
+def asks_something(text: str, library: Library) -> bool:
+    """True when a message asks something, or says it has not happened or went wrong: not news of a rung reached."""
+    return _doubt_pattern(library.doubt_words).search(text) is not None
+
+
+def rescued_as_report(text: str, library: Library) -> bool:
     """An "I don't know" becomes a report only when its words name a rung and ask nothing: "pehli kamai ka kya karun"
     names a rung too, and asking it "did you get your first payment?" would not help."""
-    return reads_as_report(text, milestones) and _ASKS.search(text) is None
+    return reads_as_report(text, library.milestones) and not asks_something(text, library)
 
 
-def takes_as_report(text: str, understanding: Understanding, milestones: list[Milestone], bar: float) -> bool:
+def takes_as_report(text: str, understanding: Understanding, library: Library, bar: float) -> bool:
     """Rasa's report is taken when it names a rung or a count, or when Rasa is at least `bar` sure and it asks nothing
     (then the checklist asks which rung); otherwise it is answered like a question ("aaaaaa" read as a report)."""
-    if reads_as_report(text, milestones):
+    if reads_as_report(text, library.milestones):
         return True
     sure = understanding.source == "rasa" and understanding.confidence >= bar
-    return understanding.intent == REPORT_INTENT and sure and _ASKS.search(text) is None
+    return understanding.intent == REPORT_INTENT and sure and not asks_something(text, library)
 
 
 class Progress:
@@ -163,11 +159,11 @@ class Progress:
 
     async def _told(self, user: UserView, text: str, understanding: Understanding) -> Reply | None:
         """A report in words ("pehla order mil gaya"); None when it is not taken (answered as a question)."""
-        taken = takes_as_report(text, understanding, self.library.milestones, self.report_confidence)
+        taken = takes_as_report(text, understanding, self.library, self.report_confidence)
         return await self.report(user, text) if taken else None
 
     async def _unanswered(self, user: UserView, text: str, _: Understanding) -> Reply | None:
-        return await self.report(user, text) if rescued_as_report(text, self.library.milestones) else None
+        return await self.report(user, text) if rescued_as_report(text, self.library) else None
 
     def named_rung(self, text: str) -> Milestone | None:
         """The rung the words name; a proposal count alone names the first proposal."""
@@ -180,7 +176,7 @@ class Progress:
         """A button row for an article answered to words that read as a report: "yar meri fiverr gig approve ho gai!!"
         gets the gig article and "✅ Mark done: Profile approved". Nothing is read here; pressing it on a rung already
         reached says so (confirm is idempotent)."""
-        milestone = self.named_rung(text) if rescued_as_report(text, self.library.milestones) else None
+        milestone = self.named_rung(text) if rescued_as_report(text, self.library) else None
         if milestone is None:
             return None
         label = self.library.text("button_mark_done", lang, title=milestone.title[lang])

@@ -34,14 +34,14 @@ def test_an_unanswered_message_is_taken_as_a_report_only_when_it_names_a_rung_an
     library: Library,
 ) -> None:
     """The policy had nothing for it; a report that Rasa read as a question is confirmed, a question is not."""
-    assert rescued_as_report("بہت خوش ہوں، آج ایک کلائنٹ نے مجھے ہائر کر لیا!", library.milestones)
-    assert rescued_as_report("freelancer pe aaj zindagi ki pehli bid laga di", library.milestones)
-    assert rescued_as_report("آج پہلا آرڈر ڈیلیور کیا", library.milestones)  # a final کیا is "did", not "what"
-    assert not rescued_as_report("pehli kamai ka kya karun bachat karun ya kharch", library.milestones)
-    assert not rescued_as_report("freelancing mein first client kaise dhundhen", library.milestones)
-    assert not rescued_as_report("upwork cut some money from my first payment why", library.milestones)
-    assert not rescued_as_report("کیا پہلی کمائی پر ٹیکس لگتا ہے", library.milestones)
-    assert not rescued_as_report("aaj mausam acha hai", library.milestones)
+    assert rescued_as_report("بہت خوش ہوں، آج ایک کلائنٹ نے مجھے ہائر کر لیا!", library)
+    assert rescued_as_report("freelancer pe aaj zindagi ki pehli bid laga di", library)
+    assert rescued_as_report("آج پہلا آرڈر ڈیلیور کیا", library)  # a final کیا is "did", not "what"
+    assert not rescued_as_report("pehli kamai ka kya karun bachat karun ya kharch", library)
+    assert not rescued_as_report("freelancing mein first client kaise dhundhen", library)
+    assert not rescued_as_report("upwork cut some money from my first payment why", library)
+    assert not rescued_as_report("کیا پہلی کمائی پر ٹیکس لگتا ہے", library)
+    assert not rescued_as_report("aaj mausam acha hai", library)
 
 
 def test_a_rung_is_named_with_words_in_between_and_not_when_it_has_not_happened(library: Library) -> None:
@@ -52,7 +52,7 @@ def test_a_rung_is_named_with_words_in_between_and_not_when_it_has_not_happened(
         "fiverr se paise bank mein aa gaye",
         "finally published my first gig today",
     ):
-        assert rescued_as_report(text, library.milestones), text
+        assert rescued_as_report(text, library), text
     for text in (
         "payoneer account ban gaya lekin approve nahi hua",
         "پیونیر اکاؤنٹ بن گیا مگر منظوری نہیں ملی",
@@ -61,7 +61,7 @@ def test_a_rung_is_named_with_words_in_between_and_not_when_it_has_not_happened(
         "first gig bana raha hoon, gallery mein images kaisi dalun",
         "مجھے برا ریویو ملا ہے",
     ):
-        assert not rescued_as_report(text, library.milestones), text
+        assert not rescued_as_report(text, library), text
 
 
 def test_proposal_counts_are_read_from_words_and_urdu_digits() -> None:

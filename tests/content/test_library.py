@@ -163,6 +163,13 @@ def test_repeat_client_milestone_links_a_repeat_client_article(library: Library)
     assert rung.article is not None and "repeat" in rung.article
 
 
+def test_a_ladder_without_doubt_words_fails_the_check(library: Library) -> None:
+    """Without them "payment kab aayegi?" names the first payment and would be confirmed as news."""
+    assert "kab" in library.doubt_words and "نہیں" in library.doubt_words
+    report = check_library(dataclasses.replace(library, doubt_words=()))
+    assert any("doubt_words" in error for error in report.errors)
+
+
 def test_broken_front_matter_names_the_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken_article.md"
     broken.write_text("no front matter here\n")
