@@ -319,6 +319,15 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
         grids = pool.map(_grid, [records] * len(settings), *zip(*settings, strict=True))
         rows = [row for grid in grids for row in grid]
+    print("the trade-off near the floor (no other setting refuses as many out-of-scope messages with more right first")
+    print("replies):")
+    for weight, embedding_weight, limits, figures in frontier(rows, floor - 0.03, floor + 0.03):
+        print(
+            f"  w={weight} e={embedding_weight} answer={limits.answer} unsure={limits.answer_unsure} "
+            f"suggest={limits.suggest} faq_confidence={limits.faq_confidence} "
+            f"out_of_scope_confidence={limits.out_of_scope_confidence}: first_reply_right="
+            f"{figures['first_reply_right']:.3f} out_of_scope_recall={figures['out_of_scope_recall']:.3f}"
+        )
     eligible = [row for row in rows if row[-1]["out_of_scope_recall"] >= floor]
     eligible.sort(key=lambda row: (-row[-1]["first_reply_right"], -row[-1]["conversational_kept"]))
     print(f"{len(eligible)} of {len(rows)} settings keep out-of-scope recall >= {floor:.3f}; the best:")
@@ -358,6 +367,18 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
             best = next((row for row in eligible if row[1] == embedding_weight), None)
             if best:
                 print(f"best with embedding weight {embedding_weight}: {_shown(best[-1])}")
+
+
+def frontier(rows: list[tuple[Any, ...]], low: float, high: float) -> list[tuple[Any, ...]]:
+    """The settings no other beats on both right first replies and out-of-scope recall, with recall in [low, high]:
+    what each point of recall costs in first replies around the floor."""
+    ranked = sorted(rows, key=lambda row: (-row[-1]["out_of_scope_recall"], -row[-1]["first_reply_right"]))
+    best_first, kept = -1.0, []
+    for row in ranked:
+        if row[-1]["first_reply_right"] > best_first:
+            best_first = row[-1]["first_reply_right"]
+            kept.append(row)
+    return [row for row in reversed(kept) if low <= row[-1]["out_of_scope_recall"] <= high]
 
 
 def best_bar(records: list[dict[str, Any]], by_bar: dict[float, dict[str, float]], baseline: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.calibrate import report_bar, trust_bar
+from bench.calibrate import frontier, report_bar, trust_bar
 
 
 def records(out_of_scope: int, talk: int) -> list[dict[str, Any]]:
@@ -43,3 +43,13 @@ def test_the_personal_bar_is_priced_like_the_small_talk_bar() -> None:
     """From 0 (every stop, peers or human request acted on): 0.9 refuses 4 out-of-scope messages for 1 request lost."""
     by_bar = {0.0: figures(0, 0), 0.9: figures(4, 1), 0.99: figures(5, 6)}
     assert trust_bar(records(100, 100), by_bar) == 0.9
+
+
+def test_the_frontier_keeps_only_settings_nothing_beats_on_both_counts() -> None:
+    """A setting with less recall and no more right first replies than another is dominated and not shown."""
+
+    def row(name: str, first_reply: float, recall: float) -> tuple[Any, ...]:
+        return (name, {"first_reply_right": first_reply, "out_of_scope_recall": recall})
+
+    rows = [row("strict", 0.63, 0.88), row("dominated", 0.62, 0.87), row("loose", 0.69, 0.87), row("far", 0.8, 0.5)]
+    assert [r[0] for r in frontier(rows, 0.85, 0.9)] == ["loose", "strict"]
