@@ -1,7 +1,7 @@
 """Parse the held-out files once, score them under any thresholds, compare two models message by message.
 
     .venv/bin/python bench/held_out.py parse --rasa-url http://127.0.0.1:5077 --out data/held_out-<model>.json
-    .venv/bin/python bench/held_out.py score data/held_out-<model>.json [--set personal_confidence=0.5 ...]
+    .venv/bin/python bench/held_out.py score data/held_out-<model>.json [--set personal_confidence=0.5 ...] [--misses]
     .venv/bin/python bench/held_out.py compare data/held_out-A.json data/held_out-B.json
 
 `make nlu-eval` starts its own Rasa server and parses every file again for each run; a model comparison (retrained
@@ -97,6 +97,15 @@ def compare(old: Outcomes, new: Outcomes, library: Library) -> None:
                   f"{now.predicted}/{now.article}")  # fmt: skip
 
 
+def misses(by_file: Outcomes, library: Library) -> None:
+    """Every message whose outcome is wrong, with its label and what it got."""
+    for name, rows in by_file.items():
+        for row, result in rows:
+            label = row["label"]
+            if not result.is_right(label, expected_intent(label, library)):
+                print(f"x {name}: {row['text'][:70]!r} [{label}] {result.predicted}/{result.article} {result.decision}")
+
+
 def _thresholds(settings: list[str]) -> Thresholds:
     changes = {key: float(value) for key, value in (setting.split("=", 1) for setting in settings)}
     return dataclasses.replace(Thresholds(), **changes)
@@ -113,6 +122,7 @@ def main() -> None:
         command = commands.add_parser(name)
         command.add_argument("parsed", type=Path, nargs=1 if name == "score" else 2)
         command.add_argument("--set", action="append", default=[], metavar="THRESHOLD=VALUE")
+    commands.choices["score"].add_argument("--misses", action="store_true", help="list every wrong outcome")
     args = parser.parse_args()
     if args.command == "parse":
         files = args.held_out or [path for path in HELD_OUT_FILES if path.exists()]
@@ -127,6 +137,8 @@ def main() -> None:
         score(by_file, library)
     if args.command == "compare":
         compare(*by_parse, library)
+    elif args.misses:
+        misses(by_parse[0], library)
 
 
 if __name__ == "__main__":

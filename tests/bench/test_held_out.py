@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.held_out import _as_json, _understanding, compare, outcomes
+from bench.held_out import _as_json, _understanding, compare, misses, outcomes
 from bot.core.answers import Answers
 from content.library import Library
 from nlu.understanding import ArticleCandidate, Understanding
@@ -37,3 +37,11 @@ def test_compare_names_the_message_a_retraining_won(library: Library, capsys: py
     assert printed.startswith(
         "+ mine.yml: 'koi gym partner chahiye' [out_of_scope] find_peers/None -> out_of_scope/None"
     )
+
+
+def test_misses_lists_only_the_wrong_outcomes(library: Library, capsys: pytest.CaptureFixture[str]) -> None:
+    answers = Answers(library)
+    misses(outcomes(parsed("out_of_scope", 0.99), answers), library)
+    assert capsys.readouterr().out == ""
+    misses(outcomes(parsed("find_peers", 0.99), answers), library)
+    assert capsys.readouterr().out.startswith("x mine.yml: 'koi gym partner chahiye' [out_of_scope] find_peers/None")
