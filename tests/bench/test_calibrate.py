@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.calibrate import frontier, report_bar, trust_bar
+from bench.calibrate import frontier, keeping_floor, report_bar, trust_bar
 
 
 def records(out_of_scope: int, talk: int) -> list[dict[str, Any]]:
@@ -53,3 +53,13 @@ def test_the_frontier_keeps_only_settings_nothing_beats_on_both_counts() -> None
 
     rows = [row("strict", 0.63, 0.88), row("dominated", 0.62, 0.87), row("loose", 0.69, 0.87), row("far", 0.8, 0.5)]
     assert [r[0] for r in frontier(rows, 0.85, 0.9)] == ["loose", "strict"]
+
+
+def test_a_bar_priced_after_the_grid_does_not_undo_the_floor_the_grid_chose_for() -> None:
+    """The grid reached the floor (0.82) with small-talk bar 0.5; trusting all small talk again (0) would net more
+    messages but fall under it, so 0.5 stays."""
+    by_bar = {0.0: figures(0, 0), 0.5: figures(2, 1), 0.6: figures(3, 6)}
+    allowed = keeping_floor(by_bar, floor=0.82, own=0.5)
+    assert allowed == {0.5, 0.6}
+    assert trust_bar(records(100, 100), by_bar, allowed) == 0.5
+    assert trust_bar(records(100, 100), {0.0: figures(0, 0), 0.5: figures(1, 3)}) == 0.0
