@@ -10,8 +10,9 @@ records what Rasa and a lexical search built from the other folds too make of ea
 `choose` replays those records through the real blend (nlu.pipeline.blend) and the real policy (Answers.decide)
 for a grid of thresholds, and prints the trade-off: how many article questions get the right article in the first
 reply, how many out-of-scope messages are still refused, how many conversational messages keep their intent.
-The best setting keeps out-of-scope recall at the pre-issue-9 policy's; on it, the small-talk bar, the personal-intent
-bar and the report bar are priced (`best_bar`): the most out-of-scope messages refused plus conversational ones kept.
+The best setting keeps out-of-scope recall at the pre-issue-9 policy's (the grid includes a small-talk bar of 0 or
+0.5); on it, the small-talk bar, the personal-intent bar and the report bar are priced (`best_bar`): the most
+out-of-scope messages refused plus conversational ones kept, never under that floor.
 """
 
 from __future__ import annotations
