@@ -326,20 +326,14 @@ def choose(min_oos_recall: float | None, embeddings: bool, records_file: Path = 
     print("replies):")
     for weight, embedding_weight, limits, figures in frontier(rows, floor - 0.03, floor + 0.03):
         print(
-            f"  w={weight} e={embedding_weight} answer={limits.answer} unsure={limits.answer_unsure} "
-            f"suggest={limits.suggest} faq_confidence={limits.faq_confidence} "
-            f"out_of_scope_confidence={limits.out_of_scope_confidence}: first_reply_right="
+            f"  {_setting(weight, embedding_weight, limits)}: first_reply_right="
             f"{figures['first_reply_right']:.3f} out_of_scope_recall={figures['out_of_scope_recall']:.3f}"
         )
     eligible = [row for row in rows if row[-1]["out_of_scope_recall"] >= floor]
     eligible.sort(key=lambda row: (-row[-1]["first_reply_right"], -row[-1]["conversational_kept"]))
     print(f"{len(eligible)} of {len(rows)} settings keep out-of-scope recall >= {floor:.3f}; the best:")
     for weight, embedding_weight, limits, figures in eligible[:12]:
-        print(
-            f"w={weight} e={embedding_weight} answer={limits.answer} unsure={limits.answer_unsure} "
-            f"suggest={limits.suggest} faq_confidence={limits.faq_confidence} "
-            f"out_of_scope_confidence={limits.out_of_scope_confidence}: {_shown(figures)}"
-        )
+        print(f"{_setting(weight, embedding_weight, limits)}: {_shown(figures)}")
     if eligible:  # cheap passes on the best setting
         weight, embedding_weight, limits, _ = eligible[0]
         understandings = [replay(record, weight, embedding_weight) for record in records]
@@ -428,6 +422,15 @@ def report_bar(
 ) -> float:
     """Against taking only reports that name a milestone (bar 1.01): reports kept minus out-of-scope ones lost."""
     return best_bar(records, by_bar, 1.01, allowed)
+
+
+def _setting(weight: float, embedding_weight: float, limits: Any) -> str:
+    """One grid setting as printed: the blend weights and every threshold the grid varies."""
+    return (
+        f"w={weight} e={embedding_weight} answer={limits.answer} unsure={limits.answer_unsure} "
+        f"suggest={limits.suggest} faq_confidence={limits.faq_confidence} "
+        f"out_of_scope_confidence={limits.out_of_scope_confidence} small_talk_confidence={limits.small_talk_confidence}"
+    )
 
 
 def _shown(figures: dict[str, float]) -> str:
