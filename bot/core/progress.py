@@ -12,6 +12,7 @@ from bot.core.journal import Journal
 from bot.core.routes import Routes
 from bot.core.types import Button, Reply, UserView
 from content.library import Library, Milestone
+from nlu.script import with_urdu_letters
 from nlu.understanding import Understanding
 from storage import milestones as stored_milestones
 from storage.codebook import Decision, EventKind
@@ -68,13 +69,19 @@ def guess_milestone(text: str, milestones: list[Milestone]) -> Milestone | None:
     return None if position is None else milestones[position]
 
 
+@functools.lru_cache(maxsize=8)
+def _spelled_as_trained(keywords_by_rung: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    """The keywords with the spellings the NLU reads (nlu/script.py): one keyword serves every Payoneer spelling."""
+    return tuple(tuple(with_urdu_letters(keyword) for keyword in keywords) for keywords in keywords_by_rung)
+
+
 @functools.lru_cache(maxsize=8192)
 def _rung_position(text: str, keywords_by_rung: tuple[tuple[str, ...], ...]) -> int | None:
     """Cached: the evaluation and calibrate.py ask about the same message once per threshold setting."""
-    folded = text.casefold()
+    folded = with_urdu_letters(text).casefold()
     words = [word.strip(_PUNCTUATION) for word in folded.split()]
     best: tuple[int, int] | None = None
-    for position, keywords in enumerate(keywords_by_rung):
+    for position, keywords in enumerate(_spelled_as_trained(keywords_by_rung)):
         hits = sum(1 for keyword in keywords if _mentions(keyword, folded, words))
         if hits and (best is None or (hits, position) > best):
             best = (hits, position)
@@ -90,13 +97,14 @@ def reads_as_report(text: str, milestones: list[Milestone]) -> bool:
 def _doubt_pattern(doubt_words: tuple[str, ...]) -> re.Pattern[str]:
     """A question mark, a word from content/milestones.yml `doubt_words`, or "کیا" before other words (at the end it
     is "did", as in "کام مکمل کیا")."""
-    words = "|".join(map(re.escape, doubt_words))
+    words = "|".join(re.escape(with_urdu_letters(word)) for word in doubt_words)
     return re.compile(rf"[?؟]|\b(?:{words})\b|کیا(?=\s+\S)", re.IGNORECASE)
 
 
 def asks_something(text: str, library: Library) -> bool:
-    """True when a message asks something, or says it has not happened or went wrong: not news of a rung reached."""
-    return _doubt_pattern(library.doubt_words).search(text) is not None
+    """True when a message asks something, or says it has not happened or went wrong: not news of a rung reached.
+    Read with the spellings the NLU reads, like the rung keywords."""
+    return _doubt_pattern(library.doubt_words).search(with_urdu_letters(text)) is not None
 
 
 def rescued_as_report(text: str, library: Library) -> bool:

@@ -44,6 +44,15 @@ def test_an_unanswered_message_is_taken_as_a_report_only_when_it_names_a_rung_an
     assert not rescued_as_report("aaj mausam acha hai", library)
 
 
+def test_a_rung_is_named_in_any_spelling_the_nlu_reads(library: Library) -> None:
+    """Payoneer has no settled Urdu spelling and Arabic keyboards send their own letters; the keywords are read the
+    way the NLU reads the message (nlu/script.py), so one keyword serves them all, and a question stays a question."""
+    for text in ("میرا پے اونیر اکاؤنٹ ویریفائی ہو گیا ہے", "میرا پیونیر اکاؤنٹ ویریفائی ہو گیا ہے"):
+        assert rescued_as_report(text, library), text
+    assert not rescued_as_report("پیونیر اکاؤنٹ ویریفائی کیسے کریں", library)
+    assert not rescued_as_report("كيا پہلا آرڈر مل گیا", library)  # Arabic-keyboard "کیا": still a question
+
+
 def test_a_rung_is_named_with_words_in_between_and_not_when_it_has_not_happened(library: Library) -> None:
     """Keywords match with a couple of words between their own ("pehla fiverr order", "paise bank mein aa gaye");
     a "not", an "or", a request or a problem word means it is no report to confirm."""
